@@ -1,0 +1,250 @@
+//! Raw configuration: the TOML file as serde reads it, unknown keys refused, spans kept.
+//!
+//! Nothing here is interpreted: durations, limits, addresses and references stay strings wrapped
+//! in `Spanned` so that `validate` can report each problem at its file:line:column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string value with its position in the file.
+pub type SString = Spanned<String>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listener and client-facing settings.
+    pub server: Server,
+    /// Size and time limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The admin listener (health, metrics, reload).
+    pub admin: Option<Admin>,
+    /// Route classes: a rate limit and an error envelope style.
+    #[serde(default)]
+    pub classes: BTreeMap<String, Spanned<Class>>,
+    /// Upstreams by name.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<Upstream>>,
+    /// Routes, matched by longest path prefix.
+    #[serde(default)]
+    pub routes: Vec<Spanned<Route>>,
+    /// Rate-limiter settings shared by all classes.
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    /// Bearer JWT verification.
+    pub jwt: Option<Jwt>,
+    /// API-key apps.
+    #[serde(default)]
+    pub apps: Vec<Spanned<App>>,
+    /// Names of the identity headers sent to backends.
+    #[serde(default)]
+    pub identity: IdentityHeaders,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// `host:port` to listen on.
+    pub listen: SString,
+    /// TLS certificate and key (PEM files); plain HTTP when absent.
+    pub tls: Option<Tls>,
+    /// CIDRs whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<SString>,
+    /// Class whose envelope answers requests that match no route.
+    pub default_class: Option<SString>,
+    /// Tokio worker threads; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Time to let in-flight requests finish on shutdown.
+    pub shutdown_grace: Option<SString>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain, PEM.
+    pub cert: SString,
+    /// Private key, PEM.
+    pub key: SString,
+}
+
+/// `[limits]`: every key has a documented default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (request line + headers), e.g. `"16KiB"`.
+    pub max_header_bytes: Option<SString>,
+    /// Largest request body, e.g. `"10MiB"`; routes may override.
+    pub max_body_bytes: Option<SString>,
+    /// Time a client has to send the request head, e.g. `"10s"`.
+    pub header_read_timeout: Option<SString>,
+    /// Time to connect to an upstream.
+    pub upstream_connect_timeout: Option<SString>,
+    /// Time to wait for an upstream's response head.
+    pub upstream_response_timeout: Option<SString>,
+    /// Idle keep-alive connections kept per upstream.
+    pub upstream_pool_idle_per_host: Option<usize>,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// `host:port` of the admin listener.
+    pub listen: SString,
+}
+
+/// `[classes.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Class {
+    /// `"N/W"`, e.g. `"1000/5m"`; absent = unlimited.
+    pub limit: Option<SString>,
+    /// `"partner"` or `"oauth"`.
+    pub errors: SString,
+}
+
+/// `[upstreams.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// `"http"` (default) or `"echo"` (answered inside the gateway).
+    pub kind: Option<SString>,
+    /// Base URL for `http` upstreams, e.g. `"http://127.0.0.1:9001"`.
+    pub url: Option<SString>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Path prefix, matched against the normalized path.
+    pub path: SString,
+    /// Host to match (without port); any host when absent.
+    pub host: Option<SString>,
+    /// Methods allowed; any when absent.
+    pub methods: Option<Vec<SString>>,
+    /// Route class name.
+    pub class: SString,
+    /// `"none"`, `"bearer"`, `"api_key"` or `"bearer_or_api_key"`.
+    pub auth: Option<SString>,
+    /// Scopes a token or app must all hold.
+    #[serde(default)]
+    pub scopes: Vec<SString>,
+    /// Upstream name.
+    pub upstream: SString,
+    /// Overrides the class limit, `"N/W"`.
+    pub limit: Option<SString>,
+    /// Overrides `limits.max_body_bytes`.
+    pub max_body_bytes: Option<SString>,
+    /// Remove the consumed credentials (`Authorization` / `X-API-Key`) before forwarding; default true.
+    pub strip_credentials: Option<bool>,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// IPv6 clients are grouped by this prefix length (default 64).
+    pub ipv6_prefix: Option<Spanned<u8>>,
+    /// Cap on tracked clients (default 1,000,000).
+    pub max_tracked_clients: Option<Spanned<usize>>,
+}
+
+/// `[jwt]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    /// Accepted `iss` values; any when empty.
+    #[serde(default)]
+    pub issuers: Vec<SString>,
+    /// Accepted `aud` values; any when empty.
+    #[serde(default)]
+    pub audiences: Vec<SString>,
+    /// Clock skew tolerated on exp/nbf, e.g. `"30s"` (default).
+    pub leeway: Option<SString>,
+    /// Refuse tokens without `exp` (default true).
+    pub require_exp: Option<bool>,
+    /// Largest accepted token, bytes (default 8192).
+    pub max_token_bytes: Option<Spanned<usize>>,
+    /// Verified-token cache entries (default 10000; 0 disables).
+    pub cache_entries: Option<Spanned<usize>>,
+    /// Static keys.
+    #[serde(default)]
+    pub keys: Vec<Spanned<JwtKey>>,
+    /// JWKS endpoints.
+    #[serde(default)]
+    pub jwks: Vec<Spanned<Jwks>>,
+}
+
+/// `[[jwt.keys]]`: exactly one of `pem_file`, `jwk_file`, `secret`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    /// Key id matched against the token's `kid`; a key without one matches tokens without `kid`.
+    pub kid: Option<SString>,
+    /// The one algorithm this key verifies, e.g. `"RS256"`.
+    pub alg: SString,
+    /// Public key (or certificate) PEM file.
+    pub pem_file: Option<SString>,
+    /// JWK (JSON) file.
+    pub jwk_file: Option<SString>,
+    /// HMAC secret: `env:NAME` or `file:PATH`.
+    pub secret: Option<SString>,
+}
+
+/// `[[jwt.jwks]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwks {
+    /// The JWKS URL.
+    pub url: SString,
+    /// Algorithms accepted for keys that do not name one in `alg`.
+    #[serde(default)]
+    pub algorithms: Vec<SString>,
+    /// Background refresh interval when the response has no `max-age` (default `"5m"`).
+    pub refresh: Option<SString>,
+    /// Lower bound on refresh from `Cache-Control: max-age` (default `"30s"`).
+    pub min_refresh: Option<SString>,
+    /// Upper bound on refresh from `Cache-Control: max-age` (default `"1h"`).
+    pub max_refresh: Option<SString>,
+    /// Minimum time between refetches caused by unknown `kid`s (default `"30s"`).
+    pub unknown_kid_cooldown: Option<SString>,
+}
+
+/// `[[apps]]`: an API-key client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Sent by the client as `X-Client-ID`.
+    pub client_id: SString,
+    /// Display name.
+    pub name: Option<String>,
+    /// `sha256:<hex>` (generated keys) or an argon2 PHC string (operator-chosen secrets).
+    pub key_hash: SString,
+    /// `"active"` (default) or `"suspended"`.
+    pub status: Option<SString>,
+    /// Scopes granted to the app.
+    #[serde(default)]
+    pub scopes: Vec<SString>,
+}
+
+/// `[identity]`: header names sent to backends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityHeaders {
+    /// Default `X-Auth-Subject`.
+    pub subject: Option<SString>,
+    /// Default `X-Auth-Client-Id`.
+    pub client_id: Option<SString>,
+    /// Default `X-Auth-Scopes`.
+    pub scopes: Option<SString>,
+    /// Default `X-Auth-Method`.
+    pub method: Option<SString>,
+}

@@ -1,0 +1,231 @@
+//! Errors: the closed `Reject` enum every pipeline step returns, and its one mapping to HTTP.
+//!
+//! `Reject::problem` is the single exhaustive match from "what went wrong" to status, code,
+//! description and headers (DESIGN section 7). `envelope` renders a `Problem` in the route
+//! class's style. Nothing here logs or counts.
+
+pub mod envelope;
+
+use http::StatusCode;
+
+use crate::auth::AuthError;
+
+pub use envelope::{ErrorStyle, render};
+
+/// Why a request ended before (or instead of) reaching its upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// Malformed request; the text says what to fix.
+    BadRequest(String),
+    /// No route for the path (or host).
+    NotFound,
+    /// The route exists but not for this method; `allow` lists the methods it takes.
+    MethodNotAllowed {
+        /// Value of the `Allow` header.
+        allow: String,
+    },
+    /// Body larger than the route's limit.
+    PayloadTooLarge {
+        /// The limit, bytes.
+        limit: u64,
+    },
+    /// Request head larger than the limit.
+    HeadersTooLarge,
+    /// Credentials refused.
+    Auth(AuthError),
+    /// Over the class's rolling-window limit.
+    RateLimited {
+        /// Whole seconds until one request would be admitted (>= 1).
+        retry_after_secs: u64,
+    },
+    /// The upstream refused the connection or broke it.
+    BadGateway,
+    /// The upstream (or a backend the gateway needs) is unavailable.
+    ServiceUnavailable(String),
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// A bug or an unexpected failure; never a panic. The text is logged, not sent.
+    Internal(String),
+}
+
+impl From<AuthError> for Reject {
+    fn from(e: AuthError) -> Self {
+        Reject::Auth(e)
+    }
+}
+
+/// A rendered-to-be error: status, catalogue code, consumer-facing description, extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Catalogue code, snake_case.
+    pub code: &'static str,
+    /// Human-readable description for the API consumer.
+    pub description: String,
+    /// Extra response headers (`WWW-Authenticate`, `Allow`, `Retry-After`).
+    pub headers: Vec<(http::HeaderName, String)>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: http::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Quotes a value for an RFC 9110 auth-param (`"` and `\` escaped).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Reject {
+    /// The one mapping from a reject to its HTTP problem.
+    pub fn problem(&self) -> Problem {
+        use http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
+        use StatusCode as S;
+        match self {
+            Reject::BadRequest(why) => Problem::new(S::BAD_REQUEST, "invalid_request", why.clone()),
+            Reject::NotFound => Problem::new(
+                S::NOT_FOUND,
+                "not_found",
+                "No route matches this path. Check the URL against the API documentation.",
+            ),
+            Reject::MethodNotAllowed { allow } => Problem::new(
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("This path does not accept this method. Allowed: {allow}."),
+            )
+            .with(ALLOW, allow.clone()),
+            Reject::PayloadTooLarge { limit } => Problem::new(
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request body exceeds the limit of {limit} bytes."),
+            ),
+            Reject::HeadersTooLarge => Problem::new(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "The request headers exceed the size limit.",
+            ),
+            Reject::Auth(e) => auth_problem(e),
+            Reject::RateLimited { retry_after_secs } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                format!("Rate limit exceeded. Retry after {retry_after_secs} seconds."),
+            )
+            .with(RETRY_AFTER, retry_after_secs.to_string()),
+            Reject::BadGateway => Problem::new(
+                S::BAD_GATEWAY,
+                "bad_gateway",
+                "The upstream service could not be reached.",
+            ),
+            Reject::ServiceUnavailable(why) => {
+                Problem::new(S::SERVICE_UNAVAILABLE, "service_unavailable", why.clone())
+            }
+            Reject::UpstreamTimeout => Problem::new(
+                S::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "The upstream service did not respond in time.",
+            ),
+            Reject::Internal(_) => Problem::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                "An internal error occurred. Contact support with the request id.",
+            ),
+        }
+        .tap_www_authenticate(self, WWW_AUTHENTICATE)
+    }
+}
+
+impl Problem {
+    /// Adds `WWW-Authenticate` for bearer failures (RFC 6750 section 3).
+    fn tap_www_authenticate(self, reject: &Reject, name: http::HeaderName) -> Self {
+        let value = match reject {
+            Reject::Auth(AuthError::MissingAuthorization) => "Bearer".to_string(),
+            Reject::Auth(AuthError::InvalidAuthorizationFormat) => {
+                "Bearer error=\"invalid_request\"".to_string()
+            }
+            Reject::Auth(AuthError::InvalidToken(why)) => format!(
+                "Bearer error=\"invalid_token\", error_description={}",
+                quoted(why)
+            ),
+            Reject::Auth(AuthError::InsufficientScope(scopes)) => format!(
+                "Bearer error=\"insufficient_scope\", scope={}",
+                quoted(scopes)
+            ),
+            _ => return self,
+        };
+        self.with(name, value)
+    }
+}
+
+fn auth_problem(e: &AuthError) -> Problem {
+    use StatusCode as S;
+    match e {
+        AuthError::MissingAuthorization => Problem::new(
+            S::UNAUTHORIZED,
+            "missing_authorization",
+            "Missing Authorization header. Send 'Authorization: Bearer <access token>'.",
+        ),
+        AuthError::InvalidAuthorizationFormat => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid_authorization_format",
+            "Authorization header must be exactly one 'Bearer <access token>'.",
+        ),
+        AuthError::InvalidToken(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "unauthorized",
+            format!("Invalid access token: {why}."),
+        ),
+        AuthError::InsufficientScope(scopes) => Problem::new(
+            S::FORBIDDEN,
+            "insufficient_scope",
+            format!("The access token lacks a required scope. Required: {scopes}."),
+        ),
+        AuthError::MissingApiKey => Problem::new(
+            S::UNAUTHORIZED,
+            "missing_api_key",
+            "Missing X-API-Key header. Send your API key with your X-Client-ID.",
+        ),
+        AuthError::MissingClientId => Problem::new(
+            S::UNAUTHORIZED,
+            "missing_client_id",
+            "Missing X-Client-ID header. Send your client id with your X-API-Key.",
+        ),
+        AuthError::InvalidCredentials => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid_credentials",
+            "The client id and API key do not match an active app.",
+        ),
+        AuthError::AppInactive => Problem::new(
+            S::FORBIDDEN,
+            "partner_app_inactive",
+            "This app is suspended. Contact the API provider to reactivate it.",
+        ),
+        AuthError::MixedCredentials => Problem::new(
+            S::BAD_REQUEST,
+            "invalid_request",
+            "Send either a bearer token or an API key, not both.",
+        ),
+    }
+}

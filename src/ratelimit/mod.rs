@@ -1,0 +1,1 @@
+//! Rate limiting: rolling-window limits per (client IP, route class).
