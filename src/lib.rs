@@ -8,11 +8,28 @@
 //!   -> authorize (scopes) -> forward upstream (streaming) -> response
 //!   any Reject -> Problem (status, code, description, headers) -> envelope of the route class
 //! ```
+//!
+//! Configuration loads in three stages (`config::raw` -> `config::validate` ->
+//! `config::compile`) into an immutable `Snapshot` held by the `gateway::Gateway`; `server`
+//! accepts connections and hands each request to `pipeline::handle`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gateway;
+pub mod pipeline;
+pub mod proxy;
 pub mod ratelimit;
+pub mod request_id;
+pub mod route;
+pub mod server;
+
+/// Installs the process-wide crypto providers (aws-lc-rs) for rustls. Call once at start-up and
+/// in every test binary: with none installed, rustls panics on first use.
+pub fn install_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,1 +1,192 @@
-fn main(){}
+//! portcullis CLI: `serve` runs the gateway, `check` validates a config file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use portcullis::clock::SystemClock;
+use portcullis::config::{self, Diagnostic, Shared};
+use portcullis::gateway::Gateway;
+use portcullis::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An authenticating reverse-proxy gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the gateway.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Checks a config file and prints every problem; exits non-zero if there is any.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    portcullis::install_crypto();
+    match Cli::parse().command {
+        Command::Check { file } => check(&file),
+        Command::Serve { config, log_format } => serve(&config, log_format),
+    }
+}
+
+fn print_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("error: {d}");
+    }
+    eprintln!("{} problem(s) found", diags.len());
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    // Checking builds upstream clients, which need a runtime context.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _guard = rt.enter();
+    match config::load(file, &Shared::new(SystemClock::shared())) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            print_diagnostics(&diags);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(path: &std::path::Path, format: LogFormat) -> ExitCode {
+    init_logs(format);
+    let workers = match peek_workers(path) {
+        Ok(w) => w,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        rt.worker_threads(workers);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(path))
+}
+
+/// Reads `server.workers` before the runtime exists (the full load needs one).
+fn peek_workers(path: &std::path::Path) -> Result<usize, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let source = config::Source::new(path, text);
+    let mut d = config::Diagnostics::new(&source);
+    match config::parse(&source, &mut d) {
+        Some(raw) => Ok(raw.server.workers),
+        None => Err(d.into_vec()),
+    }
+}
+
+async fn run(path: &std::path::Path) -> ExitCode {
+    let gw = match Gateway::load(path, Shared::new(SystemClock::shared())) {
+        Ok(gw) => gw,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::bind(gw.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {}: {e}",
+                gw.snapshot().config.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Ok(addr) = server.local_addr() {
+        tracing::info!(%addr, config = %path.display(), "portcullis listening");
+    }
+    spawn_reload_on_sighup(gw.clone());
+    server.run(shutdown_signal()).await;
+    tracing::info!("portcullis stopped");
+    ExitCode::SUCCESS
+}
+
+fn spawn_reload_on_sighup(gw: std::sync::Arc<Gateway>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload is unavailable");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match gw.reload() {
+                Ok(()) => tracing::info!("config reloaded"),
+                Err(diags) => {
+                    for d in &diags {
+                        tracing::error!(problem = %d, "config reload refused; the running config stays");
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

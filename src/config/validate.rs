@@ -1,0 +1,655 @@
+//! Validate: checks a raw config and turns it into plain typed values, reporting every problem.
+//!
+//! Each problem becomes a `Diagnostic` at the offending value's line and column, with the key
+//! path and a fix. Nothing stops at the first problem: the operator sees them all at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, Method, Uri};
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::diagnostic::Diagnostics;
+use super::raw::{self, RawConfig, SString};
+use super::units::{parse_bytes, parse_duration};
+use crate::auth::AuthPolicy;
+use crate::error::ErrorStyle;
+use crate::ratelimit::{self, Limit};
+use crate::route::normalize_prefix;
+
+/// Size and time limits, defaults applied.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request head, bytes (default 32 KiB).
+    pub max_header_bytes: usize,
+    /// Largest request body, bytes (default 10 MiB).
+    pub max_body_bytes: u64,
+    /// Time a client has to send the request head (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Time to connect to an upstream (default 5 s).
+    pub upstream_connect_timeout: Duration,
+    /// Time to wait for an upstream's response head (default 30 s).
+    pub upstream_response_timeout: Duration,
+    /// Idle pooled connections per upstream (default 64).
+    pub upstream_pool_idle_per_host: usize,
+}
+
+/// A route class.
+#[derive(Debug, Clone)]
+pub struct ClassSpec {
+    /// Stable name (rate-limit state is keyed by it).
+    pub name: String,
+    /// Error envelope.
+    pub style: ErrorStyle,
+    /// Rolling-window limit; none = unlimited.
+    pub limit: Option<Limit>,
+}
+
+/// Where an upstream's requests go.
+#[derive(Debug, Clone)]
+pub enum UpstreamTarget {
+    /// An HTTP(S) server.
+    Http(Uri),
+    /// Answered inside the gateway with a description of the request.
+    Echo,
+}
+
+/// An upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    /// Name used by routes.
+    pub name: String,
+    /// Target.
+    pub target: UpstreamTarget,
+}
+
+/// A route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Normalized prefix without trailing slash (`/` for the root).
+    pub prefix: String,
+    /// Host to match, lower-case, no port.
+    pub host: Option<String>,
+    /// Allowed methods; `None` = any.
+    pub methods: Option<Vec<Method>>,
+    /// Index into `Validated::classes`.
+    pub class: usize,
+    /// Credentials accepted.
+    pub auth: AuthPolicy,
+    /// Scopes required.
+    pub scopes: Vec<String>,
+    /// Index into `Validated::upstreams`.
+    pub upstream: usize,
+    /// Limit for this route (its own or its class's).
+    pub limit: Option<Limit>,
+    /// Largest body.
+    pub max_body_bytes: u64,
+    /// Remove consumed credentials before forwarding.
+    pub strip_credentials: bool,
+}
+
+/// Names of the identity headers sent to backends.
+#[derive(Debug, Clone)]
+pub struct IdentityNames {
+    /// Subject header.
+    pub subject: HeaderName,
+    /// Client id header.
+    pub client_id: HeaderName,
+    /// Scopes header.
+    pub scopes: HeaderName,
+    /// Auth method header.
+    pub method: HeaderName,
+}
+
+/// The config as plain typed values; every reference resolved.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// TLS certificate and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Trusted proxy networks.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Class index for unmatched requests.
+    pub default_class: usize,
+    /// Worker threads (0 = per core).
+    pub workers: usize,
+    /// Drain time on shutdown.
+    pub shutdown_grace: Duration,
+    /// Limits.
+    pub limits: Limits,
+    /// Admin listener.
+    pub admin: Option<SocketAddr>,
+    /// Classes.
+    pub classes: Vec<ClassSpec>,
+    /// Upstreams.
+    pub upstreams: Vec<UpstreamSpec>,
+    /// Routes.
+    pub routes: Vec<RouteSpec>,
+    /// Limiter settings.
+    pub rate_limit: ratelimit::Settings,
+    /// Identity header names.
+    pub identity: IdentityNames,
+}
+
+fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
+    Some(s.span())
+}
+
+/// Checks `raw`; returns the typed config, or `None` with every problem in `d`.
+pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
+    let base = d.source().base_dir();
+    let listen = socket_addr(&raw.server.listen, "server.listen", d);
+    let tls = raw.server.tls.as_ref().map(|t| {
+        let cert = existing_file(&t.cert, "server.tls.cert", &base, d);
+        let key = existing_file(&t.key, "server.tls.key", &base, d);
+        (cert, key)
+    });
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| cidr(c, &format!("server.trusted_proxies[{i}]"), d))
+        .collect();
+    let shutdown_grace = opt_duration(&raw.server.shutdown_grace, "server.shutdown_grace", d)
+        .unwrap_or(Duration::from_secs(30));
+    let limits = limits(&raw.limits, d);
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| socket_addr(&a.listen, "admin.listen", d));
+    let classes = classes(&raw.classes, d);
+    let class_names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+    let default_class = match &raw.server.default_class {
+        Some(n) => reference(n, &class_names, "server.default_class", "class", d),
+        None if classes.is_empty() => {
+            d.push(
+                None,
+                "classes",
+                "no route classes are defined",
+                "add a [classes.NAME] table with `errors = \"partner\"`",
+            );
+            None
+        }
+        None => Some(0),
+    };
+    let upstreams = upstreams(&raw.upstreams, d);
+    let routes = routes(raw, &classes, &upstreams, &limits, d);
+    let rate_limit = rate_limit_settings(&raw.rate_limit, d);
+    let identity = identity(&raw.identity, d);
+    if raw.jwt.is_none()
+        && routes
+            .iter()
+            .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey))
+    {
+        d.push(
+            None,
+            "jwt",
+            "routes require bearer tokens but no [jwt] section configures keys",
+            "add a [jwt] section with [[jwt.keys]] or [[jwt.jwks]]",
+        );
+    }
+    if !d.is_empty() {
+        return None;
+    }
+    Some(Validated {
+        listen: listen?,
+        tls: tls.map(|(c, k)| (c, k)),
+        trusted_proxies,
+        default_class: default_class?,
+        workers: raw.server.workers,
+        shutdown_grace,
+        limits,
+        admin,
+        classes,
+        upstreams,
+        routes,
+        rate_limit,
+        identity,
+    })
+}
+
+fn socket_addr(s: &SString, key: &str, d: &mut Diagnostics) -> Option<SocketAddr> {
+    match s.get_ref().parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            d.push(
+                span(s),
+                key,
+                format!("\"{}\" is not an address", s.get_ref()),
+                "write host:port with a numeric IP, e.g. \"127.0.0.1:8080\"",
+            );
+            None
+        }
+    }
+}
+
+fn existing_file(s: &SString, key: &str, base: &std::path::Path, d: &mut Diagnostics) -> PathBuf {
+    let p = base.join(s.get_ref());
+    if let Err(e) = std::fs::metadata(&p) {
+        d.push(
+            span(s),
+            key,
+            format!("cannot read {}: {e}", p.display()),
+            "check the path; relative paths are resolved against the config file's directory",
+        );
+    }
+    p
+}
+
+fn cidr(s: &SString, key: &str, d: &mut Diagnostics) -> Option<IpNet> {
+    let v = s.get_ref();
+    let parsed = v
+        .parse::<IpNet>()
+        .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from));
+    match parsed {
+        Ok(n) => Some(n),
+        Err(_) => {
+            d.push(
+                span(s),
+                key,
+                format!("\"{v}\" is not a CIDR or IP address"),
+                "write e.g. \"10.0.0.0/8\" or \"127.0.0.1\"",
+            );
+            None
+        }
+    }
+}
+
+fn opt_duration(s: &Option<SString>, key: &str, d: &mut Diagnostics) -> Option<Duration> {
+    let s = s.as_ref()?;
+    match parse_duration(s.get_ref()) {
+        Ok(v) if !v.is_zero() => Some(v),
+        Ok(_) => {
+            d.push(
+                span(s),
+                key,
+                "duration must be greater than zero",
+                "write e.g. \"30s\"",
+            );
+            None
+        }
+        Err(e) => {
+            d.push(
+                span(s),
+                key,
+                e,
+                "write a number and a unit: ms, s, m, h or d, e.g. \"30s\"",
+            );
+            None
+        }
+    }
+}
+
+fn opt_bytes(s: &Option<SString>, key: &str, d: &mut Diagnostics) -> Option<u64> {
+    let s = s.as_ref()?;
+    match parse_bytes(s.get_ref()) {
+        Ok(v) if v > 0 => Some(v),
+        Ok(_) => {
+            d.push(
+                span(s),
+                key,
+                "size must be greater than zero",
+                "write e.g. \"10MiB\"",
+            );
+            None
+        }
+        Err(e) => {
+            d.push(
+                span(s),
+                key,
+                e,
+                "write a number and a unit: B, KiB, MiB or GiB, e.g. \"10MiB\"",
+            );
+            None
+        }
+    }
+}
+
+fn limits(raw: &raw::Limits, d: &mut Diagnostics) -> Limits {
+    Limits {
+        max_header_bytes: opt_bytes(&raw.max_header_bytes, "limits.max_header_bytes", d)
+            .map_or(32 * 1024, |b| b as usize),
+        max_body_bytes: opt_bytes(&raw.max_body_bytes, "limits.max_body_bytes", d)
+            .unwrap_or(10 * 1024 * 1024),
+        header_read_timeout: opt_duration(
+            &raw.header_read_timeout,
+            "limits.header_read_timeout",
+            d,
+        )
+        .unwrap_or(Duration::from_secs(10)),
+        upstream_connect_timeout: opt_duration(
+            &raw.upstream_connect_timeout,
+            "limits.upstream_connect_timeout",
+            d,
+        )
+        .unwrap_or(Duration::from_secs(5)),
+        upstream_response_timeout: opt_duration(
+            &raw.upstream_response_timeout,
+            "limits.upstream_response_timeout",
+            d,
+        )
+        .unwrap_or(Duration::from_secs(30)),
+        upstream_pool_idle_per_host: raw.upstream_pool_idle_per_host.unwrap_or(64),
+    }
+}
+
+fn limit(s: &SString, key: &str, d: &mut Diagnostics) -> Option<Limit> {
+    match Limit::parse(s.get_ref()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            d.push(
+                span(s),
+                key,
+                e,
+                "write requests per window, e.g. \"1000/5m\" (units s, m, h)",
+            );
+            None
+        }
+    }
+}
+
+fn classes(raw: &BTreeMap<String, Spanned<raw::Class>>, d: &mut Diagnostics) -> Vec<ClassSpec> {
+    raw.iter()
+        .map(|(name, c)| {
+            let key = format!("classes.{name}");
+            let style = match c.get_ref().errors.get_ref().as_str() {
+                "partner" => ErrorStyle::Partner,
+                "oauth" => ErrorStyle::OAuth,
+                other => {
+                    d.push(
+                        span(&c.get_ref().errors),
+                        format!("{key}.errors"),
+                        format!("unknown error style \"{other}\""),
+                        "use \"partner\" or \"oauth\"",
+                    );
+                    ErrorStyle::Partner
+                }
+            };
+            let limit = c
+                .get_ref()
+                .limit
+                .as_ref()
+                .and_then(|l| limit(l, &format!("{key}.limit"), d));
+            ClassSpec {
+                name: name.clone(),
+                style,
+                limit,
+            }
+        })
+        .collect()
+}
+
+fn upstreams(
+    raw: &BTreeMap<String, Spanned<raw::Upstream>>,
+    d: &mut Diagnostics,
+) -> Vec<UpstreamSpec> {
+    raw.iter()
+        .map(|(name, u)| {
+            let key = format!("upstreams.{name}");
+            let u_ref = u.get_ref();
+            let kind = u_ref.kind.as_ref().map_or("http", |k| k.get_ref().as_str());
+            let target = match (kind, &u_ref.url) {
+                ("echo", None) => UpstreamTarget::Echo,
+                ("echo", Some(url)) => {
+                    d.push(
+                        span(url),
+                        format!("{key}.url"),
+                        "an echo upstream takes no url",
+                        "remove `url`, or set `kind = \"http\"`",
+                    );
+                    UpstreamTarget::Echo
+                }
+                ("http", Some(url)) => http_url(url, &format!("{key}.url"), d),
+                ("http", None) => {
+                    d.push(
+                        span(u),
+                        key.clone(),
+                        "upstream has no url",
+                        "add `url = \"http://127.0.0.1:9001\"`, or `kind = \"echo\"`",
+                    );
+                    UpstreamTarget::Echo
+                }
+                (other, _) => {
+                    let at = u_ref.kind.as_ref().map(|k| k.span());
+                    d.push(
+                        at,
+                        format!("{key}.kind"),
+                        format!("unknown upstream kind \"{other}\""),
+                        "use \"http\" or \"echo\"",
+                    );
+                    UpstreamTarget::Echo
+                }
+            };
+            UpstreamSpec {
+                name: name.clone(),
+                target,
+            }
+        })
+        .collect()
+}
+
+fn http_url(url: &SString, key: &str, d: &mut Diagnostics) -> UpstreamTarget {
+    match url.get_ref().parse::<Uri>() {
+        Ok(u)
+            if matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some()
+                && u.query().is_none() =>
+        {
+            UpstreamTarget::Http(u)
+        }
+        _ => {
+            d.push(
+                span(url),
+                key,
+                format!("\"{}\" is not an http(s) URL", url.get_ref()),
+                "write e.g. \"http://127.0.0.1:9001\" (scheme, host, port; no query)",
+            );
+            UpstreamTarget::Echo
+        }
+    }
+}
+
+fn reference(
+    name: &SString,
+    known: &[&str],
+    key: &str,
+    what: &str,
+    d: &mut Diagnostics,
+) -> Option<usize> {
+    let found = known.iter().position(|k| *k == name.get_ref());
+    if found.is_none() {
+        let table = if what == "class" {
+            "classes"
+        } else {
+            "upstreams"
+        };
+        let fix = if known.is_empty() {
+            format!("define [{table}.{}]", name.get_ref())
+        } else {
+            format!(
+                "use one of: {}; or define [{table}.{}]",
+                known.join(", "),
+                name.get_ref()
+            )
+        };
+        d.push(
+            span(name),
+            key,
+            format!("unknown {what} \"{}\"", name.get_ref()),
+            fix,
+        );
+    }
+    found
+}
+
+fn auth_policy(s: Option<&SString>, key: &str, d: &mut Diagnostics) -> AuthPolicy {
+    let Some(s) = s else { return AuthPolicy::None };
+    match s.get_ref().as_str() {
+        "none" => AuthPolicy::None,
+        "bearer" => AuthPolicy::Bearer,
+        "api_key" => AuthPolicy::ApiKey,
+        "bearer_or_api_key" => AuthPolicy::BearerOrApiKey,
+        other => {
+            d.push(
+                span(s),
+                key,
+                format!("unknown auth policy \"{other}\""),
+                "use \"none\", \"bearer\", \"api_key\" or \"bearer_or_api_key\"",
+            );
+            AuthPolicy::None
+        }
+    }
+}
+
+fn methods(raw: &Option<Vec<SString>>, key: &str, d: &mut Diagnostics) -> Option<Vec<Method>> {
+    let list = raw.as_ref()?;
+    let mut out = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        let upper = m.get_ref().to_ascii_uppercase();
+        match Method::from_bytes(upper.as_bytes()) {
+            Ok(method) if upper == *m.get_ref() => out.push(method),
+            _ => d.push(
+                span(m),
+                format!("{key}[{i}]"),
+                format!("\"{}\" is not an HTTP method", m.get_ref()),
+                "write it upper-case, e.g. \"GET\"",
+            ),
+        }
+    }
+    Some(out)
+}
+
+fn routes(
+    raw: &RawConfig,
+    classes: &[ClassSpec],
+    ups: &[UpstreamSpec],
+    limits: &Limits,
+    d: &mut Diagnostics,
+) -> Vec<RouteSpec> {
+    let class_names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+    let up_names: Vec<&str> = ups.iter().map(|u| u.name.as_str()).collect();
+    let mut seen: HashSet<(String, Option<String>, Option<Vec<String>>)> = HashSet::new();
+    let mut out = Vec::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let r = r.get_ref();
+        let prefix = match normalize_prefix(r.path.get_ref()) {
+            Ok(p) => p,
+            Err(e) => {
+                d.push(
+                    span(&r.path),
+                    format!("{key}.path"),
+                    e,
+                    "write an absolute path prefix such as \"/v1/partner/user/\"",
+                );
+                continue;
+            }
+        };
+        let host = r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase());
+        let methods = methods(&r.methods, &format!("{key}.methods"), d);
+        let class = reference(&r.class, &class_names, &format!("{key}.class"), "class", d);
+        let upstream = reference(
+            &r.upstream,
+            &up_names,
+            &format!("{key}.upstream"),
+            "upstream",
+            d,
+        );
+        let auth = auth_policy(r.auth.as_ref(), &format!("{key}.auth"), d);
+        let own_limit = r
+            .limit
+            .as_ref()
+            .and_then(|l| limit(l, &format!("{key}.limit"), d));
+        let max_body = opt_bytes(&r.max_body_bytes, &format!("{key}.max_body_bytes"), d)
+            .unwrap_or(limits.max_body_bytes);
+        let mut mkey: Option<Vec<String>> = methods
+            .as_ref()
+            .map(|m| m.iter().map(|m| m.to_string()).collect());
+        if let Some(m) = mkey.as_mut() {
+            m.sort();
+        }
+        if !seen.insert((prefix.clone(), host.clone(), mkey)) {
+            d.push(span(&r.path), format!("{key}.path"), format!("duplicate route: another route already has path \"{}\" with the same host and methods", r.path.get_ref()), "remove one of the two routes, or give them different hosts or methods");
+        }
+        let (Some(class), Some(upstream)) = (class, upstream) else {
+            continue;
+        };
+        out.push(RouteSpec {
+            prefix,
+            host,
+            methods,
+            class,
+            auth,
+            scopes: r.scopes.iter().map(|s| s.get_ref().clone()).collect(),
+            upstream,
+            limit: own_limit.or(classes[class].limit),
+            max_body_bytes: max_body,
+            strip_credentials: r.strip_credentials.unwrap_or(true),
+        });
+    }
+    out
+}
+
+fn rate_limit_settings(raw: &raw::RateLimitSettings, d: &mut Diagnostics) -> ratelimit::Settings {
+    let mut s = ratelimit::Settings::default();
+    if let Some(p) = &raw.ipv6_prefix {
+        if *p.get_ref() == 0 || *p.get_ref() > 128 {
+            d.push(
+                Some(p.span()),
+                "rate_limit.ipv6_prefix",
+                "prefix length must be 1..=128",
+                "use 64 (the default) unless you know your clients' allocation size",
+            );
+        }
+        s.ipv6_prefix = *p.get_ref();
+    }
+    if let Some(m) = &raw.max_tracked_clients {
+        if *m.get_ref() == 0 {
+            d.push(
+                Some(m.span()),
+                "rate_limit.max_tracked_clients",
+                "must be greater than zero",
+                "use e.g. 1000000",
+            );
+        }
+        s.max_tracked_clients = *m.get_ref();
+    }
+    s
+}
+
+fn header_name(
+    s: &Option<SString>,
+    default: &'static str,
+    key: &str,
+    d: &mut Diagnostics,
+) -> HeaderName {
+    let Some(s) = s else {
+        return HeaderName::from_static(default);
+    };
+    match HeaderName::from_bytes(s.get_ref().as_bytes()) {
+        Ok(h) => h,
+        Err(_) => {
+            d.push(
+                span(s),
+                key,
+                format!("\"{}\" is not a valid header name", s.get_ref()),
+                "use letters, digits and '-', e.g. \"X-Auth-Subject\"",
+            );
+            HeaderName::from_static(default)
+        }
+    }
+}
+
+fn identity(raw: &raw::IdentityHeaders, d: &mut Diagnostics) -> IdentityNames {
+    IdentityNames {
+        subject: header_name(&raw.subject, "x-auth-subject", "identity.subject", d),
+        client_id: header_name(&raw.client_id, "x-auth-client-id", "identity.client_id", d),
+        scopes: header_name(&raw.scopes, "x-auth-scopes", "identity.scopes", d),
+        method: header_name(&raw.method, "x-auth-method", "identity.method", d),
+    }
+}

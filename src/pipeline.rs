@@ -1,0 +1,288 @@
+//! Pipeline: the whole path of a request through the gateway, one step per line.
+//!
+//! `handle` is the one wrapper: it runs the steps, turns any `Reject` into the route class's
+//! error envelope, stamps `X-Request-Id` (and the rate-limit headers) on every response, and
+//! writes one access-log event. `run` is the path itself; each step returns `Result<_, Reject>`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use hyper::body::Incoming;
+
+use crate::auth::Principal;
+use crate::config::Snapshot;
+use crate::config::compile::{Route, Target};
+use crate::config::validate::ClassSpec;
+use crate::error::{Reject, render};
+use crate::gateway::Gateway;
+use crate::proxy::body::{Body, CappedBody, boxed, full};
+use crate::proxy::headers::{self, Forwarded};
+use crate::proxy::{UpstreamError, echo};
+use crate::request_id;
+use crate::route::{Found, normalize_path};
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// What the steps learned, for the response and the access log.
+struct Ctx<'a> {
+    request_id: String,
+    class: &'a ClassSpec,
+    route: Option<&'a Route>,
+    client_ip: Option<IpAddr>,
+    principal: Option<Principal>,
+}
+
+/// Serves one request: runs the pipeline, renders rejects, logs.
+pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let snap = gw.snapshot();
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let mut ctx = Ctx {
+        request_id: request_id::from_headers(req.headers()),
+        class: &snap.default_class,
+        route: None,
+        client_ip: None,
+        principal: None,
+    };
+    let result = run(&gw, &snap, conn, req, &mut ctx).await;
+    let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
+    finish_headers(resp.headers_mut(), &ctx);
+    access_log(&ctx, &method, &raw_path, resp.status().as_u16(), started);
+    resp
+}
+
+/// The request path.
+async fn run<'a>(
+    gw: &Gateway,
+    snap: &'a Snapshot,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    ctx: &mut Ctx<'a>,
+) -> Result<Response<Body>, Reject> {
+    check_framing(req.headers())?;
+    check_head_size(&req, snap.config.limits.max_header_bytes)?;
+    ctx.client_ip = Some(snap.trusted.client_ip(conn.peer.ip(), req.headers()));
+    let path = normalize_path(req.uri().path())?;
+    let route = find_route(snap, &req, &path, ctx)?;
+    check_declared_length(req.headers(), route.spec.max_body_bytes)?;
+    forward(gw, snap, route, conn, req, &path, ctx).await
+}
+
+/// Refuses framing that could smuggle a second request past a front end (RFC 9112 section 6.1).
+fn check_framing(h: &HeaderMap) -> Result<(), Reject> {
+    let te: Vec<&HeaderValue> = h.get_all(TRANSFER_ENCODING).iter().collect();
+    if te.is_empty() {
+        return Ok(());
+    }
+    if h.contains_key(CONTENT_LENGTH) {
+        return Err(Reject::BadRequest(
+            "Send either Content-Length or Transfer-Encoding, not both.".into(),
+        ));
+    }
+    let only_chunked = te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked");
+    if !only_chunked {
+        return Err(Reject::BadRequest(
+            "Transfer-Encoding must be exactly \"chunked\".".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses request heads larger than the configured limit (431).
+fn check_head_size(req: &Request<Incoming>, max: usize) -> Result<(), Reject> {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if line + fields > max {
+        return Err(Reject::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    let host = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))?;
+    // Strip a port; keep bracketed IPv6 literals whole.
+    Some(match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host,
+    })
+}
+
+/// Finds the route owning the path; a 405 is answered in the owning route's class envelope.
+fn find_route<'a>(
+    snap: &'a Snapshot,
+    req: &Request<Incoming>,
+    path: &str,
+    ctx: &mut Ctx<'a>,
+) -> Result<&'a Route, Reject> {
+    match snap.routes.find(req.method(), request_host(req), path) {
+        Found::Route(r) => {
+            ctx.route = Some(r);
+            ctx.class = &r.class;
+            Ok(r)
+        }
+        Found::MethodNotAllowed(allow, owner) => {
+            ctx.class = &owner.class;
+            Err(Reject::MethodNotAllowed { allow })
+        }
+        Found::NotFound => Err(Reject::NotFound),
+    }
+}
+
+/// A declared Content-Length over the route's limit is refused before anything is forwarded.
+fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), Reject> {
+    let declared = h
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max => Err(Reject::PayloadTooLarge { limit: max }),
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites the request for the backend and relays it; the response streams back.
+async fn forward(
+    gw: &Gateway,
+    snap: &Snapshot,
+    route: &Route,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    path: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Response<Body>, Reject> {
+    let _ = gw;
+    let (mut parts, incoming) = req.into_parts();
+    let tripped = Arc::new(AtomicBool::new(false));
+    let body = boxed(CappedBody::new(
+        incoming,
+        route.spec.max_body_bytes,
+        tripped.clone(),
+    ));
+    let h = &mut parts.headers;
+    let original_host = h.get(HOST).cloned();
+    headers::strip_hop_by_hop(h);
+    headers::set_forwarded(
+        h,
+        Forwarded {
+            peer: conn.peer.ip(),
+            peer_trusted: snap.trusted.contains(conn.peer.ip()),
+            proto: if conn.tls { "https" } else { "http" },
+            host: original_host.as_ref(),
+        },
+    );
+    headers::set_identity(h, &snap.config.identity, ctx.principal.as_ref());
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert("x-request-id", v);
+    }
+    let query = parts.uri.query().map(str::to_string);
+    let too_large = || tripped.load(Ordering::Relaxed);
+    match &route.target {
+        Target::Echo => {
+            parts.uri = path
+                .parse()
+                .map_err(|_| Reject::BadRequest("invalid path".into()))?;
+            let req = Request::from_parts(parts, body);
+            echo::respond(req).await.map_err(|e| {
+                if too_large() {
+                    Reject::PayloadTooLarge {
+                        limit: route.spec.max_body_bytes,
+                    }
+                } else {
+                    Reject::BadRequest(format!("the request body could not be read: {e}"))
+                }
+            })
+        }
+        Target::Http(up) => {
+            parts.uri = up.uri_for(path, query.as_deref())?;
+            headers::set_host(&mut parts.headers, up.authority());
+            let timeout = snap.config.limits.upstream_response_timeout;
+            let resp = up.send(Request::from_parts(parts, body), timeout).await;
+            let resp = resp.map_err(|e| upstream_reject(e, too_large(), route))?;
+            let (mut parts, incoming) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(parts, boxed(incoming)))
+        }
+    }
+}
+
+fn upstream_reject(e: UpstreamError, body_too_large: bool, route: &Route) -> Reject {
+    if body_too_large {
+        return Reject::PayloadTooLarge {
+            limit: route.spec.max_body_bytes,
+        };
+    }
+    tracing::warn!(upstream = %route.upstream_name, error = %e, "upstream request failed");
+    match e {
+        UpstreamError::Timeout => Reject::UpstreamTimeout,
+        UpstreamError::Connect(_) | UpstreamError::Failed(_) => Reject::BadGateway,
+    }
+}
+
+/// Renders a reject in the class's envelope.
+fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
+    if let Reject::Internal(why) = reject {
+        tracing::error!(request_id = %ctx.request_id, error = %why, "internal error");
+    }
+    let problem = reject.problem();
+    let body = render(&problem, ctx.class.style, &ctx.request_id);
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = problem.status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    for (name, value) in problem.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.append(name, v);
+        }
+    }
+    resp
+}
+
+fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert("x-request-id", v);
+    }
+}
+
+/// One structured event per request.
+fn access_log(ctx: &Ctx<'_>, method: &http::Method, path: &str, status: u16, started: Instant) {
+    let route = ctx.route.map(|r| r.index as i64).unwrap_or(-1);
+    let upstream = ctx.route.map_or("", |r| r.upstream_name.as_str());
+    let client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let principal = ctx.principal.as_ref().map_or("", |p| p.subject.as_str());
+    tracing::info!(
+        target: "access",
+        request_id = %ctx.request_id,
+        route,
+        class = %ctx.class.name,
+        client_ip = %client_ip,
+        method = %method,
+        path = %path,
+        status,
+        latency_us = started.elapsed().as_micros() as u64,
+        upstream,
+        principal,
+    );
+}

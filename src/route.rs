@@ -1,0 +1,267 @@
+//! Route: path normalization and the route table (`RouteTable::find(method, host, path)`).
+//!
+//! Paths are normalized before matching (RFC 3986 section 6.2.2): percent-encoded unreserved
+//! characters decoded, other escapes upper-cased and kept (`%2F` stays `%2F`), `//` collapsed,
+//! dot segments resolved. A request is judged by the route its normalized path belongs to, and
+//! the upstream receives that normalized path, so `/user/../admin` can never borrow the policy of
+//! `/user/`. Prefixes match on segment boundaries: `/v1/users` matches `/v1/users` and
+//! `/v1/users/7`, never `/v1/usersX`. Lookup walks the path's segment boundaries from longest to
+//! shortest with one hash probe each, so its cost is independent of the number of routes.
+
+use std::collections::HashMap;
+
+use http::Method;
+
+use crate::error::Reject;
+
+/// Normalizes a request path. Errors on malformed percent-escapes or a non-absolute path.
+pub fn normalize_path(raw: &str) -> Result<String, Reject> {
+    normalize(raw).map_err(Reject::BadRequest)
+}
+
+/// Normalizes a configured route prefix: like a request path, without the trailing slash.
+pub fn normalize_prefix(raw: &str) -> Result<String, String> {
+    let mut p = normalize(raw)?;
+    if p.len() > 1 && p.ends_with('/') {
+        p.pop();
+    }
+    Ok(p)
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Decodes escaped unreserved characters, upper-cases the other escapes.
+fn decode_unreserved(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err("the path contains a malformed percent-escape".into());
+            };
+            let v = h * 16 + l;
+            if is_unreserved(v) {
+                out.push(v as char);
+            } else {
+                out.push('%');
+                out.push(char::from(b"0123456789ABCDEF"[(v >> 4) as usize]));
+                out.push(char::from(b"0123456789ABCDEF"[(v & 15) as usize]));
+            }
+            i += 3;
+        } else {
+            out.push(b as char);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn normalize(raw: &str) -> Result<String, String> {
+    if !raw.starts_with('/') {
+        return Err("the path must start with '/'".into());
+    }
+    if !raw.is_ascii() {
+        return Err("the path must be ASCII (percent-encode other characters)".into());
+    }
+    let decoded = decode_unreserved(raw)?;
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// One entry of the table; `T` is the compiled route.
+#[derive(Debug)]
+struct Entry<T> {
+    host: Option<String>,
+    methods: Option<Vec<Method>>,
+    route: T,
+}
+
+/// Routes keyed by normalized prefix.
+#[derive(Debug)]
+pub struct RouteTable<T> {
+    by_prefix: HashMap<String, Vec<Entry<T>>>,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Found<'a, T> {
+    /// The route to use.
+    Route(&'a T),
+    /// A route owns the path but not this method: the `Allow` value and the owning route.
+    MethodNotAllowed(String, &'a T),
+    /// No route owns the path.
+    NotFound,
+}
+
+impl<T> Default for RouteTable<T> {
+    fn default() -> Self {
+        Self {
+            by_prefix: HashMap::new(),
+        }
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// Adds a route. Host-specific routes are tried before host-less ones with the same prefix.
+    pub fn insert(
+        &mut self,
+        prefix: String,
+        host: Option<String>,
+        methods: Option<Vec<Method>>,
+        route: T,
+    ) {
+        let list = self.by_prefix.entry(prefix).or_default();
+        list.push(Entry {
+            host,
+            methods,
+            route,
+        });
+        list.sort_by_key(|e| e.host.is_none());
+    }
+
+    /// Finds the route for a normalized path. `host` is the request's host without port.
+    pub fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Found<'_, T> {
+        let mut end = path.len();
+        loop {
+            let candidate = if end == 0 { "/" } else { &path[..end] };
+            if let Some(found) = self.find_at(candidate, method, host) {
+                return found;
+            }
+            if end == 0 {
+                return Found::NotFound;
+            }
+            end = path[..end].rfind('/').unwrap_or(0);
+        }
+    }
+
+    fn find_at(&self, prefix: &str, method: &Method, host: Option<&str>) -> Option<Found<'_, T>> {
+        let entries = self.by_prefix.get(prefix)?;
+        let host_ok = |e: &&Entry<T>| match (&e.host, host) {
+            (None, _) => true,
+            (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+            (Some(_), None) => false,
+        };
+        // The most specific host match owns the path; methods are judged among its routes only.
+        let first = entries.iter().find(host_ok)?;
+        let owners = entries
+            .iter()
+            .filter(host_ok)
+            .filter(|e| e.host == first.host);
+        let mut allow: Vec<String> = Vec::new();
+        let owner = &first.route;
+        for e in owners {
+            match &e.methods {
+                None => return Some(Found::Route(&e.route)),
+                Some(ms)
+                    if ms.contains(method)
+                        || (method == Method::HEAD && ms.contains(&Method::GET)) =>
+                {
+                    return Some(Found::Route(&e.route));
+                }
+                Some(ms) => allow.extend(ms.iter().map(|m| m.to_string())),
+            }
+        }
+        if allow.iter().any(|m| m == "GET") && !allow.iter().any(|m| m == "HEAD") {
+            allow.push("HEAD".into());
+        }
+        allow.dedup();
+        Some(Found::MethodNotAllowed(allow.join(", "), owner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes() {
+        let n = |p: &str| normalize_path(p).unwrap();
+        assert_eq!(n("/a//b/./c"), "/a/b/c");
+        assert_eq!(n("/v1/partner/user/../admin/app"), "/v1/partner/admin/app");
+        assert_eq!(n("/v1/partner/user/%2e%2e/admin"), "/v1/partner/admin");
+        assert_eq!(n("/v1/partner/user/%2E%2E/admin"), "/v1/partner/admin");
+        assert_eq!(n("/a/%2f/b"), "/a/%2F/b");
+        assert_eq!(n("/%7euser/%41"), "/~user/A");
+        assert_eq!(n("/../../etc"), "/etc");
+        assert_eq!(n("/a/b/"), "/a/b/");
+        assert_eq!(n("/a/b/.."), "/a/");
+        assert_eq!(n("/"), "/");
+        assert!(normalize_path("/a%zz").is_err());
+        assert!(normalize_path("/a%2").is_err());
+        assert!(normalize_path("a/b").is_err());
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        let mut t = RouteTable::default();
+        t.insert("/v1".into(), None, None, 1);
+        t.insert("/v1/users".into(), None, Some(vec![Method::GET]), 2);
+        t.insert("/".into(), None, None, 0);
+        let get = Method::GET;
+        assert!(matches!(t.find(&get, None, "/v1/users/7"), Found::Route(2)));
+        assert!(matches!(t.find(&get, None, "/v1/users"), Found::Route(2)));
+        assert!(matches!(t.find(&get, None, "/v1/usersX"), Found::Route(1)));
+        assert!(matches!(t.find(&get, None, "/other"), Found::Route(0)));
+        match t.find(&Method::POST, None, "/v1/users/7") {
+            Found::MethodNotAllowed(a, owner) => {
+                assert_eq!(a, "GET, HEAD");
+                assert_eq!(*owner, 2);
+            }
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(
+            t.find(&Method::HEAD, None, "/v1/users"),
+            Found::Route(2)
+        ));
+    }
+
+    #[test]
+    fn host_specific_routes_win() {
+        let mut t = RouteTable::default();
+        t.insert("/api".into(), None, None, 1);
+        t.insert("/api".into(), Some("a.example".into()), None, 2);
+        assert!(matches!(
+            t.find(&Method::GET, Some("A.example"), "/api/x"),
+            Found::Route(2)
+        ));
+        assert!(matches!(
+            t.find(&Method::GET, Some("b.example"), "/api/x"),
+            Found::Route(1)
+        ));
+        let mut only_host = RouteTable::default();
+        only_host.insert("/api".into(), Some("a.example".into()), None, 2);
+        assert!(matches!(
+            only_host.find(&Method::GET, None, "/api"),
+            Found::NotFound
+        ));
+    }
+}
