@@ -197,9 +197,13 @@ async fn forward(
     let too_large = || tripped.load(Ordering::Relaxed);
     match &route.target {
         Target::Echo => {
-            parts.uri = path
+            let target = match &query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_string(),
+            };
+            parts.uri = target
                 .parse()
-                .map_err(|_| Reject::BadRequest("invalid path".into()))?;
+                .map_err(|_| Reject::BadRequest("invalid request target".into()))?;
             let req = Request::from_parts(parts, body);
             echo::respond(req).await.map_err(|e| {
                 if too_large() {
