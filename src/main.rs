@@ -123,8 +123,8 @@ fn peek_workers(path: &std::path::Path) -> Result<usize, Vec<Diagnostic>> {
     let source = config::Source::new(path, text);
     let mut d = config::Diagnostics::new(&source);
     match config::parse(&source, &mut d) {
-        Some(raw) => Ok(raw.server.workers),
-        None => Err(d.into_vec()),
+        Some(raw) if d.is_empty() => Ok(raw.server.workers),
+        _ => Err(d.into_vec()),
     }
 }
 

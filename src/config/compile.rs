@@ -45,7 +45,7 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug, Clone)]
 pub enum Target {
     /// A pooled HTTP upstream.
-    Http(Upstream),
+    Http(Box<Upstream>),
     /// The built-in echo responder.
     Echo,
 }
@@ -95,7 +95,7 @@ pub fn compile(
         let t = match &u.target {
             UpstreamTarget::Echo => Target::Echo,
             UpstreamTarget::Http(uri) => match shared.pools.get(uri, settings) {
-                Ok(up) => Target::Http(up),
+                Ok(up) => Target::Http(Box::new(up)),
                 Err(e) => {
                     d.push(
                         None,

@@ -55,6 +55,7 @@ pub fn load_str(source: Source, shared: &Shared) -> Result<Snapshot, Vec<Diagnos
 }
 
 /// Stage 1: serde with unknown keys refused; every syntax, unknown-key and type error reported.
+/// Returns what parsed once the offending entries are removed (problems stay in `d`).
 pub fn parse(source: &Source, d: &mut Diagnostics) -> Option<raw::RawConfig> {
     let (mut table, syntax) = DeTable::parse_recoverable(&source.text);
     if !syntax.is_empty() {
@@ -72,7 +73,8 @@ pub fn parse(source: &Source, d: &mut Diagnostics) -> Option<raw::RawConfig> {
     for _ in 0..MAX_PARSE_PROBLEMS {
         let de = toml::de::Deserializer::from(table.clone());
         match raw::RawConfig::deserialize(de) {
-            Ok(raw) => return d.is_empty().then_some(raw),
+            // Validation still runs on what parsed, so semantic problems are reported too.
+            Ok(raw) => return Some(raw),
             Err(e) => {
                 let span = e.span();
                 d.push(

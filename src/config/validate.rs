@@ -198,7 +198,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     }
     Some(Validated {
         listen: listen?,
-        tls: tls.map(|(c, k)| (c, k)),
+        tls,
         trusted_proxies,
         default_class: default_class?,
         workers: raw.server.workers,
