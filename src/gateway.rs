@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -16,6 +17,7 @@ pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     shared: Shared,
     path: Option<PathBuf>,
+    draining: AtomicBool,
 }
 
 impl Gateway {
@@ -26,6 +28,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snap),
             shared,
             path: Some(path.to_path_buf()),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -35,6 +38,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snap),
             shared,
             path: None,
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -53,8 +57,29 @@ impl Gateway {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let snap = config::load(path, &self.shared)?;
-        self.snapshot.store(Arc::new(snap));
-        Ok(())
+        let result =
+            config::load(path, &self.shared).map(|snap| self.snapshot.store(Arc::new(snap)));
+        crate::metrics::reload(result.is_ok());
+        result
+    }
+
+    /// Marks the gateway as shutting down (`/readyz` answers 503).
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Wraps a snapshot loaded from `path`, so `reload` re-reads that file (tests).
+    pub fn from_file_snapshot(snap: Snapshot, shared: Shared, path: &Path) -> Arc<Self> {
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snap),
+            shared,
+            path: Some(path.to_path_buf()),
+            draining: AtomicBool::new(false),
+        })
     }
 }

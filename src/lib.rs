@@ -15,12 +15,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;

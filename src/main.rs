@@ -150,6 +150,19 @@ async fn run(path: &std::path::Path) -> ExitCode {
         tracing::info!(%addr, config = %path.display(), "portcullis listening");
     }
     spawn_reload_on_sighup(gw.clone());
+    if let Some(addr) = gw.snapshot().config.admin {
+        let _ = portcullis::metrics::handle();
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "admin listening");
+                tokio::spawn(portcullis::admin::serve(gw.clone(), l));
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on admin address {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     server.run(shutdown_signal()).await;
     tracing::info!("portcullis stopped");
     ExitCode::SUCCESS

@@ -58,6 +58,7 @@ pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) ->
     };
     let result = run(&gw, &snap, conn, req, &mut ctx).await;
     let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
+    crate::metrics::request(&ctx.class.name, resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
     access_log(&ctx, &method, &raw_path, resp.status().as_u16(), started);
     resp
@@ -247,6 +248,7 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
         tracing::error!(request_id = %ctx.request_id, error = %why, "internal error");
     }
     let problem = reject.problem();
+    crate::metrics::reject(problem.code);
     let body = render(&problem, ctx.class.style, &ctx.request_id);
     let mut resp = Response::new(full(body));
     *resp.status_mut() = problem.status;

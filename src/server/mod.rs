@@ -69,6 +69,7 @@ impl Server {
                 () = &mut shutdown => break,
             }
         }
+        self.gw.set_draining();
         drop(self.listener);
         let grace = self.gw.snapshot().config.shutdown_grace;
         if tokio::time::timeout(grace, graceful.shutdown())
