@@ -16,3 +16,5 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ratelimit;
+pub mod oauth;
+pub mod store;
