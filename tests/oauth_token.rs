@@ -28,7 +28,7 @@ async fn client_credentials_in_every_encoding_and_auth_style() {
         assert_eq!(body["expires_in"], 3600);
         assert_eq!(body["scope"], "read write");
         assert!(body["refresh_token"].as_str().is_some_and(|r| r.starts_with("prt_")));
-        let claims = verify_with_keys(&env.svc, body["access_token"].as_str().expect("token"));
+        let claims = verify_with_keys(env.svc(), body["access_token"].as_str().expect("token"));
         assert_eq!(claims["iss"], ISSUER);
         assert_eq!(claims["aud"], AUDIENCE);
         assert_eq!(claims["sub"], SVC_ID);
@@ -57,7 +57,7 @@ async fn access_tokens_are_signed_by_the_active_key_with_its_kid() {
     let header = jsonwebtoken::decode_header(token).expect("h");
     assert_eq!(header.kid.as_deref(), Some("k2"));
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
-    verify_with_keys(&env.svc, token);
+    verify_with_keys(env.svc(), token);
 }
 
 #[tokio::test]

@@ -202,7 +202,7 @@ pub struct Env {
     pub dir: TempDir,
     pub clock: Arc<ManualClock>,
     pub revoked: Arc<Mutex<Vec<(String, u64)>>>,
-    pub svc: TokenService,
+    svc: Option<TokenService>,
 }
 
 impl Env {
@@ -220,20 +220,23 @@ impl Env {
             dir,
             clock,
             revoked,
-            svc,
+            svc: Some(svc),
         }
     }
 
     /// Drops the service and builds a new one on the same dir (store file and keys).
     pub fn restart(&mut self, opts: Opts) {
-        let svc = build_svc(self.dir.path(), &opts, self.clock.clone(), self.revoked.clone());
-        // The old service (and its store handle) must be gone before the file is reopened.
-        let old = std::mem::replace(&mut self.svc, svc);
-        drop(old);
+        // The old service (and its store handle, which holds the file lock) goes first.
+        self.svc = None;
+        self.svc = Some(build_svc(self.dir.path(), &opts, self.clock.clone(), self.revoked.clone()));
+    }
+
+    pub fn svc(&self) -> &TokenService {
+        self.svc.as_ref().expect("service running")
     }
 
     pub async fn call(&self, req: Request<Bytes>) -> (u16, http::HeaderMap, serde_json::Value) {
-        let resp = self.svc.handle(req).await;
+        let resp = self.svc().handle(req).await;
         split(resp)
     }
 
