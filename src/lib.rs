@@ -15,6 +15,6 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
-pub mod ratelimit;
 pub mod oauth;
+pub mod ratelimit;
 pub mod store;

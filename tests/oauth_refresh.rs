@@ -8,7 +8,10 @@ use std::sync::Arc;
 use oauth_support::*;
 
 fn refresh_of(body: &serde_json::Value) -> String {
-    body["refresh_token"].as_str().expect("refresh_token").to_string()
+    body["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string()
 }
 
 #[tokio::test]
@@ -53,7 +56,11 @@ async fn reuse_of_a_spent_token_revokes_the_whole_family() {
     let (status, _, body) = env.call(refresh_req(&r1, Enc::Json, Auth::Body)).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
-    assert!(body["error_description"].as_str().is_some_and(|d| d.contains("already used")));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("already used"))
+    );
 
     // The legitimate holder's r2 now fails too.
     let (status, _, body) = env.call(refresh_req(&r2, Enc::Form, Auth::Basic)).await;
@@ -106,8 +113,13 @@ async fn refresh_token_is_bound_to_its_client_and_not_burnt_by_another() {
 #[tokio::test]
 async fn unknown_and_expired_refresh_tokens_are_invalid_grant() {
     let env = Env::new();
-    let (status, _, body) = env.call(refresh_req("prt_nope", Enc::Form, Auth::Basic)).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _, body) = env
+        .call(refresh_req("prt_nope", Enc::Form, Auth::Basic))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 
     let r = refresh_of(&cc_token(&env, None).await);
     env.clock.advance_secs(30 * 86_400 - 1);
@@ -116,8 +128,15 @@ async fn unknown_and_expired_refresh_tokens_are_invalid_grant() {
     let r2 = refresh_of(&body);
     env.clock.advance_secs(30 * 86_400);
     let (status, _, body) = env.call(refresh_req(&r2, Enc::Form, Auth::Basic)).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    assert!(body["error_description"].as_str().is_some_and(|d| d.contains("expired")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired"))
+    );
 }
 
 #[tokio::test]
@@ -130,10 +149,17 @@ async fn refresh_scope_may_narrow_but_not_widen() {
             Enc::Json,
             Auth::Basic,
             (SVC_ID, SVC_SECRET),
-            &[("grant_type", "refresh_token"), ("refresh_token", &r), ("scope", "read write")],
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &r),
+                ("scope", "read write"),
+            ],
         ))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
     // Not consumed by the refused attempt.
     let (status, _, body) = env.call(refresh_req(&r, Enc::Form, Auth::Basic)).await;
     assert_eq!(status, 200, "{body}");
@@ -149,7 +175,9 @@ async fn concurrent_refresh_with_one_token_exactly_one_succeeds() {
             let env = env.clone();
             let r = r.clone();
             let (enc, auth) = STYLES[i % 4];
-            tasks.push(tokio::spawn(async move { env.call(refresh_req(&r, enc, auth)).await }));
+            tasks.push(tokio::spawn(async move {
+                env.call(refresh_req(&r, enc, auth)).await
+            }));
         }
         let mut ok = 0;
         let mut refused = 0;

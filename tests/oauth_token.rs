@@ -27,7 +27,11 @@ async fn client_credentials_in_every_encoding_and_auth_style() {
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["expires_in"], 3600);
         assert_eq!(body["scope"], "read write");
-        assert!(body["refresh_token"].as_str().is_some_and(|r| r.starts_with("prt_")));
+        assert!(
+            body["refresh_token"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("prt_"))
+        );
         let claims = verify_with_keys(env.svc(), body["access_token"].as_str().expect("token"));
         assert_eq!(claims["iss"], ISSUER);
         assert_eq!(claims["aud"], AUDIENCE);
@@ -118,12 +122,19 @@ async fn scope_defaults_narrows_and_refuses_more_than_allowed() {
                 enc,
                 auth,
                 (SVC_ID, SVC_SECRET),
-                &[("grant_type", "client_credentials"), ("scope", "read admin")],
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "read admin"),
+                ],
             ))
             .await;
         assert_eq!(status, 400);
         assert_eq!(body["error"], "invalid_scope");
-        assert!(body["error_description"].as_str().is_some_and(|d| d.contains("admin")));
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("admin"))
+        );
     }
 }
 
@@ -142,7 +153,10 @@ async fn invalid_client_with_basic_carries_www_authenticate() {
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
     assert!(body["error_description"].is_string());
-    assert_eq!(headers[header::WWW_AUTHENTICATE], "Basic realm=\"portcullis\"");
+    assert_eq!(
+        headers[header::WWW_AUTHENTICATE],
+        "Basic realm=\"portcullis\""
+    );
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
 }
 
@@ -165,7 +179,13 @@ async fn invalid_client_in_body_has_no_www_authenticate() {
     }
     // No credentials at all.
     let (status, _, body) = env
-        .call(post("/oauth2/token", Enc::Form, Auth::None, (SVC_ID, SVC_SECRET), &[("grant_type", "client_credentials")]))
+        .call(post(
+            "/oauth2/token",
+            Enc::Form,
+            Auth::None,
+            (SVC_ID, SVC_SECRET),
+            &[("grant_type", "client_credentials")],
+        ))
         .await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
@@ -178,10 +198,23 @@ async fn invalid_request_cases() {
     let env = Env::new();
     // Missing grant_type.
     let (status, _, body) = env
-        .call(post("/oauth2/token", Enc::Form, Auth::Basic, (SVC_ID, SVC_SECRET), &[]))
+        .call(post(
+            "/oauth2/token",
+            Enc::Form,
+            Auth::Basic,
+            (SVC_ID, SVC_SECRET),
+            &[],
+        ))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
-    assert!(body["error_description"].as_str().is_some_and(|d| d.contains("grant_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("grant_type"))
+    );
 
     // Both client-auth styles at once.
     let req = Request::post("https://gw.example/oauth2/token")
@@ -192,33 +225,57 @@ async fn invalid_request_cases() {
         )))
         .expect("req");
     let (status, _, body) = env.call(req).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     // A repeated parameter.
     let req = Request::post("https://gw.example/oauth2/token")
         .header(header::AUTHORIZATION, basic_header(SVC_ID, SVC_SECRET))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Bytes::from("grant_type=client_credentials&grant_type=client_credentials"))
+        .body(Bytes::from(
+            "grant_type=client_credentials&grant_type=client_credentials",
+        ))
         .expect("req");
     let (status, _, body) = env.call(req).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     // Unsupported content type and broken JSON.
-    for (ctype, text) in [("text/plain", "grant_type=client_credentials"), ("application/json", "{not json")] {
+    for (ctype, text) in [
+        ("text/plain", "grant_type=client_credentials"),
+        ("application/json", "{not json"),
+    ] {
         let req = Request::post("https://gw.example/oauth2/token")
             .header(header::AUTHORIZATION, basic_header(SVC_ID, SVC_SECRET))
             .header(header::CONTENT_TYPE, ctype)
             .body(Bytes::from(text))
             .expect("req");
         let (status, _, body) = env.call(req).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{ctype}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{ctype}"
+        );
     }
 
     // Refresh without refresh_token.
     let (status, _, body) = env
-        .call(post("/oauth2/token", Enc::Json, Auth::Basic, (SVC_ID, SVC_SECRET), &[("grant_type", "refresh_token")]))
+        .call(post(
+            "/oauth2/token",
+            Enc::Json,
+            Auth::Basic,
+            (SVC_ID, SVC_SECRET),
+            &[("grant_type", "refresh_token")],
+        ))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 }
 
 #[tokio::test]
@@ -230,16 +287,32 @@ async fn unsupported_grant_type_and_unauthorized_client() {
             Enc::Form,
             Auth::Body,
             (SVC_ID, SVC_SECRET),
-            &[("grant_type", "password"), ("username", "u"), ("password", "p")],
+            &[
+                ("grant_type", "password"),
+                ("username", "u"),
+                ("password", "p"),
+            ],
         ))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
 
     // webapp may not use client_credentials; cc-only may not refresh.
     let (status, _, body) = env
-        .call(post("/oauth2/token", Enc::Form, Auth::Basic, (WEB_ID, WEB_SECRET), &[("grant_type", "client_credentials")]))
+        .call(post(
+            "/oauth2/token",
+            Enc::Form,
+            Auth::Basic,
+            (WEB_ID, WEB_SECRET),
+            &[("grant_type", "client_credentials")],
+        ))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
     let (status, _, body) = env
         .call(post(
             "/oauth2/token",
@@ -249,7 +322,10 @@ async fn unsupported_grant_type_and_unauthorized_client() {
             &[("grant_type", "refresh_token"), ("refresh_token", "prt_x")],
         ))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
 }
 
 #[tokio::test]
@@ -257,7 +333,13 @@ async fn suspended_client_gets_no_tokens() {
     let env = Env::new();
     for (enc, auth) in STYLES {
         let (status, _, body) = env
-            .call(post("/oauth2/token", enc, auth, (SUSP_ID, SUSP_SECRET), &[("grant_type", "client_credentials")]))
+            .call(post(
+                "/oauth2/token",
+                enc,
+                auth,
+                (SUSP_ID, SUSP_SECRET),
+                &[("grant_type", "client_credentials")],
+            ))
             .await;
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"], "invalid_client");

@@ -109,7 +109,10 @@ fn redirect(location: &str) -> Response<Bytes> {
 /// An error sent back to the client's (validated) redirect URI.
 fn redirect_error(uri: &str, state: Option<&str>, e: &OAuthError) -> Response<Bytes> {
     let problem = e.problem();
-    let mut pairs = vec![("error", problem.code), ("error_description", problem.description.as_str())];
+    let mut pairs = vec![
+        ("error", problem.code),
+        ("error_description", problem.description.as_str()),
+    ];
     if let Some(s) = state {
         pairs.push(("state", s));
     }
@@ -149,7 +152,10 @@ pub(crate) fn authorize(svc: &TokenService, query: &str) -> Result<Response<Byte
                 n: random_id(),
             };
             let sealed = seal(&svc.settings().login_key, &c)?;
-            Ok(redirect(&with_query(login_url, &[("login_challenge", &sealed)])))
+            Ok(redirect(&with_query(
+                login_url,
+                &[("login_challenge", &sealed)],
+            )))
         }
         Err(e) => Ok(redirect_error(redirect_uri, state, &e)),
     }
@@ -206,7 +212,11 @@ async fn login_backend_challenge(
             "this client is not a login provider (login_provider = true)".into(),
         ));
     }
-    let c = open(&svc.settings().login_key, params.require("login_challenge")?, svc.now())?;
+    let c = open(
+        &svc.settings().login_key,
+        params.require("login_challenge")?,
+        svc.now(),
+    )?;
     if !svc.store().use_nonce(c.n.clone(), c.exp).await? {
         return Err(OAuthError::request("the login challenge was already used"));
     }
@@ -222,7 +232,9 @@ pub(crate) async fn accept(
     let (params, c) = login_backend_challenge(svc, headers, body).await?;
     let subject = params.require("subject")?;
     if !svc.clients().is_active(&c.cid) {
-        return Err(OAuthError::request("the client of this login has been suspended"));
+        return Err(OAuthError::request(
+            "the client of this login has been suspended",
+        ));
     }
     let code = random_token(CODE_PREFIX);
     let record = CodeRecord {
@@ -241,7 +253,10 @@ pub(crate) async fn accept(
         pairs.push(("state", s));
     }
     let to = with_query(&c.ru, &pairs);
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "redirect_to": to })))
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "redirect_to": to }),
+    ))
 }
 
 /// `POST /oauth2/authorize/reject`: `login_challenge` -> `{"redirect_to"}` with `access_denied`.
@@ -253,11 +268,17 @@ pub(crate) async fn reject(
     let (_, c) = login_backend_challenge(svc, headers, body).await?;
     let mut pairs = vec![
         ("error", "access_denied"),
-        ("error_description", "the user or the login service denied the request"),
+        (
+            "error_description",
+            "the user or the login service denied the request",
+        ),
     ];
     if let Some(s) = c.st.as_deref() {
         pairs.push(("state", s));
     }
     let to = with_query(&c.ru, &pairs);
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "redirect_to": to })))
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "redirect_to": to }),
+    ))
 }

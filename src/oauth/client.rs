@@ -82,7 +82,11 @@ impl SecretHash {
                 bool::from(got.as_slice().ct_eq(want.as_slice()))
             }
             Self::Argon2(phc) => PasswordHash::new(phc)
-                .map(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(secret.as_bytes(), &h)
+                        .is_ok()
+                })
                 .unwrap_or(false),
         }
     }
@@ -128,7 +132,10 @@ impl ClientRegistry {
     /// A registry of these clients.
     pub fn new(clients: Vec<Client>) -> Self {
         Self {
-            clients: clients.into_iter().map(|c| (c.client_id.clone(), c)).collect(),
+            clients: clients
+                .into_iter()
+                .map(|c| (c.client_id.clone(), c))
+                .collect(),
             verified: DashMap::new(),
         }
     }
@@ -193,7 +200,12 @@ pub struct NewClient {
 }
 
 /// Mints a client id and a 256-bit secret, and renders the config block with `sha256:<hex>`.
-pub fn new_client(name: &str, grant_types: &[&str], scopes: &[&str], redirect_uris: &[&str]) -> NewClient {
+pub fn new_client(
+    name: &str,
+    grant_types: &[&str],
+    scopes: &[&str],
+    redirect_uris: &[&str],
+) -> NewClient {
     let id_bytes: [u8; 12] = rand::random();
     let client_id = format!("pc_{}", URL_SAFE_NO_PAD.encode(id_bytes));
     let secret_bytes: [u8; 32] = rand::random();

@@ -7,8 +7,10 @@ use super::TokenService;
 use super::error::json_response;
 
 fn cacheable(mut resp: Response<Bytes>) -> Response<Bytes> {
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     resp.headers_mut().remove(header::PRAGMA);
     resp
 }
@@ -61,7 +63,9 @@ pub(crate) fn jwks(svc: &TokenService) -> Response<Bytes> {
     let set = svc.settings().signer.jwks();
     let body = serde_json::to_value(&set).unwrap_or_else(|_| serde_json::json!({"keys": []}));
     let mut resp = cacheable(json_response(StatusCode::OK, &body));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
     resp
 }

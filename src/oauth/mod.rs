@@ -207,6 +207,12 @@ impl TokenService {
         self.settings.signer.audience()
     }
 
+    /// False when `client_id` is a registered client that is suspended (or unknown): the bearer
+    /// verifier refuses access tokens whose `client_id` claim names such a client.
+    pub fn client_active(&self, client_id: &str) -> bool {
+        self.clients.is_active(client_id)
+    }
+
     /// The revoked access tokens that have not expired yet, to seed the verifier at start-up.
     pub async fn revoked_jtis(&self) -> Result<Vec<IssuedAccess>, StoreError> {
         self.store.revoked_jtis(self.now()).await
@@ -262,7 +268,11 @@ impl TokenService {
             scope: scopes.join(" "),
             client_id: client_id.to_string(),
         };
-        let token = self.settings.signer.sign(&claims).map_err(OAuthError::Server)?;
+        let token = self
+            .settings
+            .signer
+            .sign(&claims)
+            .map_err(OAuthError::Server)?;
         Ok((
             token,
             IssuedAccess {

@@ -56,7 +56,12 @@ impl Params {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = ctype
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "application/x-www-form-urlencoded" => Self::from_form(body),
             "application/json" => Self::from_json(body),
@@ -69,7 +74,10 @@ impl Params {
 
     /// A parameter, `None` when absent or empty (RFC 6749: empty = omitted).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// A required parameter.

@@ -38,7 +38,9 @@ pub(crate) async fn revoke(
             jti: claims.jti,
             exp: claims.exp,
         };
-        svc.store().revoke_jti(revoked.jti.clone(), revoked.exp).await?;
+        svc.store()
+            .revoke_jti(revoked.jti.clone(), revoked.exp)
+            .await?;
         svc.notify_revoked(std::slice::from_ref(&revoked));
     }
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))

@@ -93,20 +93,47 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
     }
     if raw.audience.get_ref().is_empty() {
         errors += 1;
-        diags.push(Some(raw.audience.span()), "oauth.audience", "the audience is empty", "name the API the tokens are for");
+        diags.push(
+            Some(raw.audience.span()),
+            "oauth.audience",
+            "the audience is empty",
+            "name the API the tokens are for",
+        );
     }
     if raw.store.get_ref().is_empty() {
         errors += 1;
-        diags.push(Some(raw.store.span()), "oauth.store", "the store path is empty", "e.g. store = \"data/portcullis.db\"");
+        diags.push(
+            Some(raw.store.span()),
+            "oauth.store",
+            "the store path is empty",
+            "e.g. store = \"data/portcullis.db\"",
+        );
     }
     let store_path = base.join(raw.store.get_ref());
-    let access_ttl = duration(diags, &mut errors, &raw.access_token_ttl, "access_token_ttl", 86_400);
-    let refresh_ttl = duration(diags, &mut errors, &raw.refresh_token_ttl, "refresh_token_ttl", 30 * 86_400);
+    let access_ttl = duration(
+        diags,
+        &mut errors,
+        &raw.access_token_ttl,
+        "access_token_ttl",
+        86_400,
+    );
+    let refresh_ttl = duration(
+        diags,
+        &mut errors,
+        &raw.refresh_token_ttl,
+        "refresh_token_ttl",
+        30 * 86_400,
+    );
     let code_ttl = duration(diags, &mut errors, &raw.code_ttl, "code_ttl", 300);
     let login_url = raw.login_url.as_ref().map(|u| {
         if !is_url(u.get_ref()) {
             errors += 1;
-            diags.push(Some(u.span()), "oauth.login_url", "the login URL must be an http(s) URL", "e.g. \"https://login.example.com/oauth\"");
+            diags.push(
+                Some(u.span()),
+                "oauth.login_url",
+                "the login URL must be an http(s) URL",
+                "e.g. \"https://login.example.com/oauth\"",
+            );
         }
         u.get_ref().clone()
     });
@@ -121,10 +148,20 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
         let k = k.get_ref();
         if kids.contains(&k.kid.get_ref().as_str()) {
             errors += 1;
-            diags.push(Some(k.kid.span()), format!("{at}.kid"), "this kid is used twice", "give every key its own kid");
+            diags.push(
+                Some(k.kid.span()),
+                format!("{at}.kid"),
+                "this kid is used twice",
+                "give every key its own kid",
+            );
         }
         kids.push(k.kid.get_ref());
-        let alg = match k.alg.as_ref().map_or(Ok(jsonwebtoken::Algorithm::ES256), |a| parse_alg(a.get_ref())) {
+        let alg = match k
+            .alg
+            .as_ref()
+            .map_or(Ok(jsonwebtoken::Algorithm::ES256), |a| {
+                parse_alg(a.get_ref())
+            }) {
             Ok(a) => a,
             Err(why) => {
                 errors += 1;
@@ -160,19 +197,32 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
             }
             Err(why) => {
                 errors += 1;
-                diags.push(Some(k.private_key_file.span()), format!("{at}.private_key_file"), why, format!("generate one with `openssl genpkey` for {alg:?}"));
+                diags.push(
+                    Some(k.private_key_file.span()),
+                    format!("{at}.private_key_file"),
+                    why,
+                    format!("generate one with `openssl genpkey` for {alg:?}"),
+                );
             }
         }
     }
     if raw.signing_keys.is_empty() {
         errors += 1;
-        diags.push(None, "oauth.signing_keys", "the token service has no signing key", "add an [[oauth.signing_keys]] entry with active = true");
+        diags.push(
+            None,
+            "oauth.signing_keys",
+            "the token service has no signing key",
+            "add an [[oauth.signing_keys]] entry with active = true",
+        );
     } else if active.len() != 1 && errors == 0 {
         errors += 1;
         diags.push(
             Some(raw.signing_keys[0].span()),
             "oauth.signing_keys",
-            format!("{} keys are marked active; exactly one must be", active.len()),
+            format!(
+                "{} keys are marked active; exactly one must be",
+                active.len()
+            ),
             "set active = true on the one key that signs new tokens",
         );
     }
@@ -183,9 +233,15 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
         let at = format!("oauth.clients[{i}]");
         let c = c.get_ref();
         let id = c.client_id.get_ref();
-        if id.is_empty() || id.contains(':') || clients.iter().any(|o: &Client| &o.client_id == id) {
+        if id.is_empty() || id.contains(':') || clients.iter().any(|o: &Client| &o.client_id == id)
+        {
             errors += 1;
-            diags.push(Some(c.client_id.span()), format!("{at}.client_id"), "client ids must be unique, non-empty and free of ':'", "pick another id (portcullis new-client mints one)");
+            diags.push(
+                Some(c.client_id.span()),
+                format!("{at}.client_id"),
+                "client ids must be unique, non-empty and free of ':'",
+                "pick another id (portcullis new-client mints one)",
+            );
         }
         let secret = match SecretHash::parse(c.secret_hash.get_ref()) {
             Ok(s) => s,
@@ -201,19 +257,34 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
                 Some(gt) => grant_types.push(gt),
                 None => {
                     errors += 1;
-                    diags.push(Some(g.span()), format!("{at}.grant_types"), format!("unknown grant type '{}'", g.get_ref()), "use client_credentials, authorization_code or refresh_token");
+                    diags.push(
+                        Some(g.span()),
+                        format!("{at}.grant_types"),
+                        format!("unknown grant type '{}'", g.get_ref()),
+                        "use client_credentials, authorization_code or refresh_token",
+                    );
                 }
             }
         }
         for u in &c.redirect_uris {
             if !is_url(u.get_ref()) || u.get_ref().contains('#') {
                 errors += 1;
-                diags.push(Some(u.span()), format!("{at}.redirect_uris"), "a redirect URI must be an absolute http(s) URL without a fragment", "write the exact URL the client registers");
+                diags.push(
+                    Some(u.span()),
+                    format!("{at}.redirect_uris"),
+                    "a redirect URI must be an absolute http(s) URL without a fragment",
+                    "write the exact URL the client registers",
+                );
             }
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
             errors += 1;
-            diags.push(Some(c.client_id.span()), format!("{at}.redirect_uris"), "authorization_code needs at least one redirect URI", "add redirect_uris = [\"https://app.example.com/callback\"]");
+            diags.push(
+                Some(c.client_id.span()),
+                format!("{at}.redirect_uris"),
+                "authorization_code needs at least one redirect URI",
+                "add redirect_uris = [\"https://app.example.com/callback\"]",
+            );
         }
         let active = match c.status.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("active") => true,
@@ -221,14 +292,24 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
             Some(other) => {
                 errors += 1;
                 let s = c.status.as_ref().map(|s| s.span());
-                diags.push(s, format!("{at}.status"), format!("unknown status '{other}'"), "use \"active\" or \"suspended\"");
+                diags.push(
+                    s,
+                    format!("{at}.status"),
+                    format!("unknown status '{other}'"),
+                    "use \"active\" or \"suspended\"",
+                );
                 false
             }
         };
         for s in &c.scopes {
             if s.get_ref().is_empty() || s.get_ref().contains(' ') {
                 errors += 1;
-                diags.push(Some(s.span()), format!("{at}.scopes"), "a scope must be one non-empty word", "split it into separate list entries");
+                diags.push(
+                    Some(s.span()),
+                    format!("{at}.scopes"),
+                    "a scope must be one non-empty word",
+                    "split it into separate list entries",
+                );
             }
         }
         clients.push(Client {
@@ -237,7 +318,11 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
             secret,
             grant_types,
             scopes: c.scopes.iter().map(|s| s.get_ref().clone()).collect(),
-            redirect_uris: c.redirect_uris.iter().map(|s| s.get_ref().clone()).collect(),
+            redirect_uris: c
+                .redirect_uris
+                .iter()
+                .map(|s| s.get_ref().clone())
+                .collect(),
             active,
             login_provider: c.login_provider,
         });
@@ -247,7 +332,12 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
         return None;
     }
     let active_idx = active.first().copied()?;
-    let signer = Signer::new(keys, active_idx, issuer.clone(), raw.audience.get_ref().clone())?;
+    let signer = Signer::new(
+        keys,
+        active_idx,
+        issuer.clone(),
+        raw.audience.get_ref().clone(),
+    )?;
     Some(Settings {
         issuer,
         store_path,

@@ -67,7 +67,10 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("kids", &self.keys.iter().map(|k| &k.public.kid).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| &k.public.kid).collect::<Vec<_>>(),
+            )
             .field("active", &self.active)
             .finish_non_exhaustive()
     }
@@ -93,7 +96,11 @@ pub fn parse_alg(name: &str) -> Result<Algorithm, String> {
 }
 
 /// Builds a key from a private PEM; `Err` says what is wrong.
-pub fn load_key(kid: &str, alg: Algorithm, pem: &[u8]) -> Result<(VerificationKey, EncodingKey), String> {
+pub fn load_key(
+    kid: &str,
+    alg: Algorithm,
+    pem: &[u8],
+) -> Result<(VerificationKey, EncodingKey), String> {
     let encoding = match alg {
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
@@ -183,7 +190,8 @@ impl Signer {
         validation.validate_exp = false;
         validation.leeway = 0;
         let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &key.public.decoding_key, &validation).ok()?;
+            jsonwebtoken::decode::<AccessClaims>(token, &key.public.decoding_key, &validation)
+                .ok()?;
         (data.claims.exp > now).then_some(data.claims)
     }
 

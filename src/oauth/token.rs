@@ -42,7 +42,10 @@ pub(crate) fn authenticated<'s>(
 }
 
 /// Scopes for a request: `requested` if all are allowed, else `invalid_scope`; absent = `allowed`.
-pub(crate) fn grant_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn grant_scopes(
+    requested: Option<&str>,
+    allowed: &[String],
+) -> Result<Vec<String>, OAuthError> {
     match requested {
         None => Ok(allowed.to_vec()),
         Some(s) => {
@@ -84,7 +87,12 @@ pub(crate) async fn token(
 }
 
 /// The success response (RFC 6749 section 5.1).
-fn token_response(svc: &TokenService, access: &str, refresh: Option<&str>, scopes: &[String]) -> Response<Bytes> {
+fn token_response(
+    svc: &TokenService,
+    access: &str,
+    refresh: Option<&str>,
+    scopes: &[String],
+) -> Response<Bytes> {
     let mut body = serde_json::json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -92,7 +100,10 @@ fn token_response(svc: &TokenService, access: &str, refresh: Option<&str>, scope
         "scope": scopes.join(" "),
     });
     if let (Some(r), Some(obj)) = (refresh, body.as_object_mut()) {
-        obj.insert("refresh_token".into(), serde_json::Value::String(r.to_string()));
+        obj.insert(
+            "refresh_token".into(),
+            serde_json::Value::String(r.to_string()),
+        );
     }
     json_response(StatusCode::OK, &body)
 }
@@ -170,7 +181,9 @@ async fn refresh_grant(
         RotateOutcome::Rotated(old) => old,
         RotateOutcome::NotFound => return Err(OAuthError::grant("the refresh token is invalid")),
         RotateOutcome::WrongClient => {
-            return Err(OAuthError::grant("the refresh token was issued to another client"));
+            return Err(OAuthError::grant(
+                "the refresh token was issued to another client",
+            ));
         }
         RotateOutcome::ScopeExceeded => {
             return Err(OAuthError::InvalidScope(
@@ -178,7 +191,9 @@ async fn refresh_grant(
             ));
         }
         RotateOutcome::Expired => return Err(OAuthError::grant("the refresh token has expired")),
-        RotateOutcome::Revoked => return Err(OAuthError::grant("the refresh token has been revoked")),
+        RotateOutcome::Revoked => {
+            return Err(OAuthError::grant("the refresh token has been revoked"));
+        }
         RotateOutcome::Reused(revoked) => {
             svc.notify_revoked(&revoked);
             tracing::warn!(client_id = %client.client_id, "refresh token reuse: grant family revoked");
@@ -224,7 +239,9 @@ async fn code_grant(
     let record = match svc.store().redeem_code(token_hash(code), svc.now()).await? {
         RedeemOutcome::Redeemed(r) => r,
         RedeemOutcome::NotFound => {
-            return Err(OAuthError::grant("the authorization code is invalid or has expired"));
+            return Err(OAuthError::grant(
+                "the authorization code is invalid or has expired",
+            ));
         }
         RedeemOutcome::Reused(revoked) => {
             svc.notify_revoked(&revoked);
@@ -234,7 +251,9 @@ async fn code_grant(
         }
     };
     if record.client_id != client.client_id {
-        return Err(OAuthError::grant("the authorization code was issued to another client"));
+        return Err(OAuthError::grant(
+            "the authorization code was issued to another client",
+        ));
     }
     if record.redirect_uri != redirect_uri {
         return Err(OAuthError::grant(
@@ -242,7 +261,9 @@ async fn code_grant(
         ));
     }
     if !pkce_s256_matches(verifier, &record.code_challenge) {
-        return Err(OAuthError::grant("the PKCE code_verifier does not match the code_challenge"));
+        return Err(OAuthError::grant(
+            "the PKCE code_verifier does not match the code_challenge",
+        ));
     }
     let scopes: Vec<String> = record
         .scopes

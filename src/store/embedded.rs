@@ -9,12 +9,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    CodeRecord, IssuedAccess, NewGrant, RedeemOutcome, RefreshRecord, RefreshStatus,
-    RotateOutcome, Rotation, Store, StoreError, StoreFuture, StoreResult,
+    CodeRecord, IssuedAccess, NewGrant, RedeemOutcome, RefreshRecord, RefreshStatus, RotateOutcome,
+    Rotation, Store, StoreError, StoreFuture, StoreResult,
 };
 
 const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
@@ -134,13 +134,19 @@ fn get_json<T: DeserializeOwned>(
 }
 
 /// Revokes a family inside `txn`; returns its unexpired access tokens.
-fn revoke_family_in(txn: &WriteTransaction, family_id: &str, now: u64) -> StoreResult<Vec<IssuedAccess>> {
+fn revoke_family_in(
+    txn: &WriteTransaction,
+    family_id: &str,
+    now: u64,
+) -> StoreResult<Vec<IssuedAccess>> {
     let mut families = txn.open_table(FAMILIES).map_err(err)?;
     let mut family: Family = get_json(&families, family_id)?.unwrap_or_default();
     family.revoked = true;
     family.access.retain(|a| a.exp > now);
     let access = family.access.clone();
-    families.insert(family_id, encode(&family)?.as_slice()).map_err(err)?;
+    families
+        .insert(family_id, encode(&family)?.as_slice())
+        .map_err(err)?;
     let mut jtis = txn.open_table(JTIS).map_err(err)?;
     for a in &access {
         jtis.insert(a.jti.as_str(), a.exp).map_err(err)?;
@@ -160,10 +166,15 @@ impl Store for EmbeddedStore {
             family.client_id = grant.record.client_id.clone();
             family.expires_at = family.expires_at.max(grant.record.expires_at);
             family.remember(grant.access, 0);
-            families.insert(grant.family_id.as_str(), encode(&family)?.as_slice()).map_err(err)?;
+            families
+                .insert(grant.family_id.as_str(), encode(&family)?.as_slice())
+                .map_err(err)?;
             let mut refresh = txn.open_table(REFRESH).map_err(err)?;
             refresh
-                .insert(grant.refresh_hash.as_str(), encode(&grant.record)?.as_slice())
+                .insert(
+                    grant.refresh_hash.as_str(),
+                    encode(&grant.record)?.as_slice(),
+                )
                 .map_err(err)?;
             Ok(())
         })
@@ -198,17 +209,23 @@ impl Store for EmbeddedStore {
                 return Ok(RotateOutcome::ScopeExceeded);
             }
             old.spent = true;
-            refresh.insert(r.old_hash.as_str(), encode(&old)?.as_slice()).map_err(err)?;
+            refresh
+                .insert(r.old_hash.as_str(), encode(&old)?.as_slice())
+                .map_err(err)?;
             let new = RefreshRecord {
                 spent: false,
                 expires_at: r.new_expires_at,
                 ..old.clone()
             };
-            refresh.insert(r.new_hash.as_str(), encode(&new)?.as_slice()).map_err(err)?;
+            refresh
+                .insert(r.new_hash.as_str(), encode(&new)?.as_slice())
+                .map_err(err)?;
             family.expires_at = family.expires_at.max(r.new_expires_at);
             family.remember(r.access, r.now);
             let mut families = txn.open_table(FAMILIES).map_err(err)?;
-            families.insert(old.family_id.as_str(), encode(&family)?.as_slice()).map_err(err)?;
+            families
+                .insert(old.family_id.as_str(), encode(&family)?.as_slice())
+                .map_err(err)?;
             Ok(RotateOutcome::Rotated(old))
         })
     }
@@ -235,7 +252,9 @@ impl Store for EmbeddedStore {
     fn put_code(&self, hash: String, code: CodeRecord) -> StoreFuture<'_, ()> {
         self.write(move |txn| {
             let mut codes = txn.open_table(CODES).map_err(err)?;
-            codes.insert(hash.as_str(), encode(&code)?.as_slice()).map_err(err)?;
+            codes
+                .insert(hash.as_str(), encode(&code)?.as_slice())
+                .map_err(err)?;
             Ok(())
         })
     }
@@ -256,7 +275,9 @@ impl Store for EmbeddedStore {
                 return Ok(RedeemOutcome::NotFound);
             }
             code.used = true;
-            codes.insert(hash.as_str(), encode(&code)?.as_slice()).map_err(err)?;
+            codes
+                .insert(hash.as_str(), encode(&code)?.as_slice())
+                .map_err(err)?;
             Ok(RedeemOutcome::Redeemed(code))
         })
     }

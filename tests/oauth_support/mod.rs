@@ -100,7 +100,11 @@ impl Default for Opts {
 }
 
 pub fn config_text(opts: &Opts) -> String {
-    let svc_status = if opts.suspend_svc { "suspended" } else { "active" };
+    let svc_status = if opts.suspend_svc {
+        "suspended"
+    } else {
+        "active"
+    };
     format!(
         r#"
 [server]
@@ -228,7 +232,12 @@ impl Env {
     pub fn restart(&mut self, opts: Opts) {
         // The old service (and its store handle, which holds the file lock) goes first.
         self.svc = None;
-        self.svc = Some(build_svc(self.dir.path(), &opts, self.clock.clone(), self.revoked.clone()));
+        self.svc = Some(build_svc(
+            self.dir.path(),
+            &opts,
+            self.clock.clone(),
+            self.revoked.clone(),
+        ));
     }
 
     pub fn svc(&self) -> &TokenService {
@@ -241,7 +250,12 @@ impl Env {
     }
 
     pub fn revoked_jtis(&self) -> Vec<String> {
-        self.revoked.lock().expect("lock").iter().map(|(j, _)| j.clone()).collect()
+        self.revoked
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(j, _)| j.clone())
+            .collect()
     }
 }
 
@@ -291,16 +305,29 @@ pub const STYLES: [(Enc, Auth); 4] = [
 
 pub fn basic_header(id: &str, secret: &str) -> String {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
 }
 
 /// A POST with `params`, encoded and authenticated as asked.
-pub fn post(path: &str, enc: Enc, auth: Auth, client: (&str, &str), params: &[(&str, &str)]) -> Request<Bytes> {
-    let mut pairs: Vec<(String, String)> =
-        params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+pub fn post(
+    path: &str,
+    enc: Enc,
+    auth: Auth,
+    client: (&str, &str),
+    params: &[(&str, &str)],
+) -> Request<Bytes> {
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut builder = Request::post(format!("https://gw.example{path}"));
     match auth {
-        Auth::Basic => builder = builder.header(header::AUTHORIZATION, basic_header(client.0, client.1)),
+        Auth::Basic => {
+            builder = builder.header(header::AUTHORIZATION, basic_header(client.0, client.1))
+        }
         Auth::Body => {
             pairs.push(("client_id".into(), client.0.into()));
             pairs.push(("client_secret".into(), client.1.into()));
@@ -341,7 +368,13 @@ pub async fn cc_token(env: &Env, scope: Option<&str>) -> serde_json::Value {
         params.push(("scope", s));
     }
     let (status, _, body) = env
-        .call(post("/oauth2/token", Enc::Form, Auth::Basic, (SVC_ID, SVC_SECRET), &params))
+        .call(post(
+            "/oauth2/token",
+            Enc::Form,
+            Auth::Basic,
+            (SVC_ID, SVC_SECRET),
+            &params,
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     body
@@ -381,7 +414,11 @@ pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// Runs authorize + accept for `webapp` and returns (code, verifier, redirect_to).
-pub async fn authorization_code(env: &Env, scope: Option<&str>, state: &str) -> (String, String, String) {
+pub async fn authorization_code(
+    env: &Env,
+    scope: Option<&str>,
+    state: &str,
+) -> (String, String, String) {
     let (verifier, challenge) = pkce();
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code")
@@ -393,10 +430,18 @@ pub async fn authorization_code(env: &Env, scope: Option<&str>, state: &str) -> 
     if let Some(s) = scope {
         q.append_pair("scope", s);
     }
-    let (status, headers, _) = env.call(get(&format!("/oauth2/authorize?{}", q.finish()))).await;
+    let (status, headers, _) = env
+        .call(get(&format!("/oauth2/authorize?{}", q.finish())))
+        .await;
     assert_eq!(status, 302);
-    let location = headers[header::LOCATION].to_str().expect("location").to_string();
-    assert!(location.starts_with("https://login.example/start?app=portal&login_challenge="), "{location}");
+    let location = headers[header::LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        location.starts_with("https://login.example/start?app=portal&login_challenge="),
+        "{location}"
+    );
     let challenge = query_of(&location)["login_challenge"].clone();
     let (status, _, body) = env
         .call(post(
@@ -408,7 +453,10 @@ pub async fn authorization_code(env: &Env, scope: Option<&str>, state: &str) -> 
         ))
         .await;
     assert_eq!(status, 200, "{body}");
-    let to = body["redirect_to"].as_str().expect("redirect_to").to_string();
+    let to = body["redirect_to"]
+        .as_str()
+        .expect("redirect_to")
+        .to_string();
     assert!(to.starts_with(&format!("{REDIRECT}?")), "{to}");
     let q = query_of(&to);
     assert_eq!(q.get("state").map(String::as_str), Some(state));
@@ -416,7 +464,13 @@ pub async fn authorization_code(env: &Env, scope: Option<&str>, state: &str) -> 
 }
 
 /// Redeems a code for `webapp`.
-pub fn code_req(code: &str, verifier: &str, redirect: &str, enc: Enc, auth: Auth) -> Request<Bytes> {
+pub fn code_req(
+    code: &str,
+    verifier: &str,
+    redirect: &str,
+    enc: Enc,
+    auth: Auth,
+) -> Request<Bytes> {
     post(
         "/oauth2/token",
         enc,
