@@ -219,3 +219,49 @@ async fn store_file_is_where_the_config_says() {
     cc_token(&env, None).await;
     assert!(env.dir.path().join("state/portcullis.db").is_file());
 }
+
+#[tokio::test]
+async fn reload_keeps_the_open_store_and_its_tokens() {
+    use portcullis::config::diagnostic::{Diagnostics, Source};
+    let env = Env::new();
+    let r = refresh_of(&cc_token(&env, None).await);
+    // A reloaded config where k2 signs: built from the running service, sharing its store.
+    let text = config_text(&Opts {
+        active_kid: "k2",
+        ..Opts::default()
+    });
+    let raw: portcullis::config::raw::RawConfig = toml::from_str(&text).expect("raw");
+    let source = Source::new(env.dir.path().join("portcullis.toml"), text.clone());
+    let mut diags = Diagnostics::new(&source);
+    let reloaded = env
+        .svc()
+        .reload(&raw, &mut diags, env.clock.clone(), None)
+        .expect("reload builds");
+    assert!(diags.is_empty());
+    let (status, _, body) = split(
+        reloaded
+            .handle(refresh_req(&r, Enc::Form, Auth::Basic))
+            .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    let t = body["access_token"].as_str().expect("t");
+    assert_eq!(
+        jsonwebtoken::decode_header(t).expect("h").kid.as_deref(),
+        Some("k2")
+    );
+    // The old service sees the rotation (same store).
+    let (status, _, _) = env.call(refresh_req(&r, Enc::Form, Auth::Basic)).await;
+    assert_eq!(status, 400);
+
+    // Moving the store is refused with a diagnostic.
+    let moved = text.replace("state/portcullis.db", "elsewhere.db");
+    let raw: portcullis::config::raw::RawConfig = toml::from_str(&moved).expect("raw");
+    let source = Source::new(env.dir.path().join("portcullis.toml"), moved.clone());
+    let mut diags = Diagnostics::new(&source);
+    assert!(
+        env.svc()
+            .reload(&raw, &mut diags, env.clock.clone(), None)
+            .is_none()
+    );
+    assert_eq!(diags.into_vec()[0].key, "oauth.store");
+}

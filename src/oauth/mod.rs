@@ -111,6 +111,30 @@ impl TokenService {
         Some(Self::with_store(settings, Arc::new(store), clock, hook))
     }
 
+    /// Builds the service from a reloaded config, keeping this service's open store (the store
+    /// file is locked while open, so a reload must not reopen it). A changed `oauth.store` path
+    /// is reported and refused: moving the store needs a restart.
+    pub fn reload(
+        &self,
+        raw: &RawConfig,
+        diags: &mut Diagnostics<'_>,
+        clock: SharedClock,
+        hook: Option<RevocationHook>,
+    ) -> Option<Self> {
+        let oauth = raw.oauth.as_ref()?;
+        let settings = settings::compile(oauth, diags)?;
+        if settings.store_path != self.settings.store_path {
+            diags.push(
+                Some(oauth.store.span()),
+                "oauth.store",
+                "the store path cannot change on reload",
+                "restart the gateway to move the store, or keep the old path",
+            );
+            return None;
+        }
+        Some(Self::with_store(settings, self.store.clone(), clock, hook))
+    }
+
     /// A service on compiled settings and any store backend.
     pub fn with_store(
         settings: Settings,
