@@ -23,15 +23,18 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod metrics;
+pub mod oauth;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
 pub mod request_id;
 pub mod route;
 pub mod server;
+pub mod store;
 
-/// Installs the process-wide crypto providers (aws-lc-rs) for rustls. Call once at start-up and
-/// in every test binary: with none installed, rustls panics on first use.
+/// Installs the process-wide crypto providers (aws-lc-rs) for rustls and jsonwebtoken. Call once
+/// at start-up and in every test binary: with none installed, both panic on first use.
 pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }

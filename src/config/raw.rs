@@ -42,6 +42,8 @@ pub struct RawConfig {
     /// Names of the identity headers sent to backends.
     #[serde(default)]
     pub identity: IdentityHeaders,
+    /// The built-in OAuth 2.0 token service; absent = no token service.
+    pub oauth: Option<OAuth>,
 }
 
 /// `[server]`
@@ -247,4 +249,71 @@ pub struct IdentityHeaders {
     pub scopes: Option<SString>,
     /// Default `X-Auth-Method`.
     pub method: Option<SString>,
+}
+
+/// `[oauth]`: the built-in OAuth 2.0 token service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth {
+    /// `iss` of issued tokens and base of the discovery document, e.g. `"https://auth.example.com"`.
+    pub issuer: SString,
+    /// `aud` of issued access tokens.
+    pub audience: SString,
+    /// Path of the embedded store file, e.g. `"data/portcullis.db"` (relative to the config file).
+    pub store: SString,
+    /// Access-token lifetime (default `"24h"`).
+    pub access_token_ttl: Option<SString>,
+    /// Refresh-token lifetime, renewed on each rotation (default `"30d"`).
+    pub refresh_token_ttl: Option<SString>,
+    /// Authorization-code lifetime; also bounds the login hand-off (default `"5m"`).
+    pub code_ttl: Option<SString>,
+    /// The operator's login page; `/oauth2/authorize` redirects there with `login_challenge`.
+    pub login_url: Option<SString>,
+    /// Signing keys: exactly one `active`; the others only verify.
+    #[serde(default)]
+    pub signing_keys: Vec<Spanned<OAuthSigningKey>>,
+    /// Registered clients.
+    #[serde(default)]
+    pub clients: Vec<Spanned<OAuthClient>>,
+}
+
+/// `[[oauth.signing_keys]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSigningKey {
+    /// Key id, published in the JWKS and set as the token header's `kid`.
+    pub kid: SString,
+    /// `"ES256"` (default), `"ES384"`, `"RS256"`, `"PS256"` and friends.
+    pub alg: Option<SString>,
+    /// Private key, PEM (PKCS#8, or SEC1/PKCS#1), relative to the config file.
+    pub private_key_file: SString,
+    /// This key signs new tokens (exactly one key); the others verify only.
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// `[[oauth.clients]]`: a registered OAuth client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    /// The client id.
+    pub client_id: SString,
+    /// Display name.
+    pub name: Option<String>,
+    /// `sha256:<hex>` (generated secrets, see `portcullis new-client`) or an argon2 PHC string.
+    pub secret_hash: SString,
+    /// Allowed grants: `client_credentials`, `authorization_code`, `refresh_token`.
+    #[serde(default)]
+    pub grant_types: Vec<SString>,
+    /// Scopes the client may be granted.
+    #[serde(default)]
+    pub scopes: Vec<SString>,
+    /// Exact redirect URIs for `authorization_code`.
+    #[serde(default)]
+    pub redirect_uris: Vec<SString>,
+    /// `"active"` (default) or `"suspended"`.
+    pub status: Option<SString>,
+    /// This client is the operator's login backend: it may call `POST /oauth2/authorize/accept`.
+    #[serde(default)]
+    pub login_provider: bool,
 }

@@ -1,0 +1,313 @@
+//! OAuth 2.0 token service: the gateway's own authorization server, as a library the pipeline calls.
+//!
+//! `TokenService::build` compiles `[oauth]` and opens the store once at start-up;
+//! `TokenService::handle` answers one collected request, dispatching on the path:
+//!
+//! | path | method | what |
+//! |---|---|---|
+//! | `/oauth2/token` | POST | `client_credentials`, `refresh_token` (rotation, reuse revokes the family), `authorization_code` (PKCE S256) |
+//! | `/oauth2/authorize` | GET | validates the request, redirects to `login_url` with a `login_challenge` |
+//! | `/oauth2/authorize/accept` | POST | the login backend confirms the user; answers `{"redirect_to"}` with `code` and `state` |
+//! | `/oauth2/authorize/reject` | POST | the login backend refuses; answers `{"redirect_to"}` with `error=access_denied` |
+//! | `/oauth2/revoke` | POST | RFC 7009 |
+//! | `/oauth2/introspect` | POST | RFC 7662 |
+//! | `/.well-known/oauth-authorization-server` | GET | RFC 8414 |
+//! | `/.well-known/jwks.json` | GET | public signing keys |
+//!
+//! Errors use the RFC 6749 envelope (`error::OAuthError`). Access tokens are JWTs the gateway's
+//! bearer routes verify with `verification_keys()`; revoked `jti`s reach the verifier through the
+//! `RevocationHook` given at build time (and `revoked_jtis()` seeds it at start-up).
+
+pub mod authorize;
+pub mod client;
+pub mod discovery;
+pub mod error;
+pub mod introspect;
+pub mod params;
+pub mod revoke;
+pub mod settings;
+pub mod signer;
+pub mod token;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{Method, Request, Response};
+
+use crate::clock::SharedClock;
+use crate::config::diagnostic::Diagnostics;
+use crate::config::raw::RawConfig;
+use crate::store::{EmbeddedStore, IssuedAccess, Store, StoreError};
+
+pub use client::{NewClient, new_client};
+pub use error::OAuthError;
+pub use signer::{AccessClaims, VerificationKey};
+
+use client::ClientRegistry;
+use settings::Settings;
+
+/// Called with `(jti, exp)` for every access token revoked (directly, or with its grant family),
+/// so the bearer verifier refuses it until `exp`, its verified-token cache included.
+pub type RevocationHook = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
+/// Prefix of refresh tokens (tells them apart from JWT access tokens at revoke/introspect).
+pub const REFRESH_PREFIX: &str = "prt_";
+/// Prefix of authorization codes.
+pub const CODE_PREFIX: &str = "pac_";
+
+/// The token service.
+pub struct TokenService {
+    settings: Settings,
+    clients: ClientRegistry,
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    hook: Option<RevocationHook>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("issuer", &self.settings.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random opaque token with a prefix: 256 bits, base64url.
+pub(crate) fn random_token(prefix: &str) -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A random id (jti, family id).
+pub(crate) fn random_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl TokenService {
+    /// Compiles `[oauth]` and opens the embedded store; `None` (with diagnostics) on any problem,
+    /// or when the config has no `[oauth]` section (then nothing is reported).
+    pub fn build(
+        raw: &RawConfig,
+        diags: &mut Diagnostics<'_>,
+        clock: SharedClock,
+        hook: Option<RevocationHook>,
+    ) -> Option<Self> {
+        let oauth = raw.oauth.as_ref()?;
+        let settings = settings::compile(oauth, diags)?;
+        let store = match EmbeddedStore::open(&settings.store_path) {
+            Ok(s) => s,
+            Err(e) => {
+                diags.push(
+                    Some(oauth.store.span()),
+                    "oauth.store",
+                    format!("cannot open {}: {e}", settings.store_path.display()),
+                    "make the directory writable, and stop any other process using the file",
+                );
+                return None;
+            }
+        };
+        Some(Self::with_store(settings, Arc::new(store), clock, hook))
+    }
+
+    /// Builds the service from a reloaded config, keeping this service's open store (the store
+    /// file is locked while open, so a reload must not reopen it). A changed `oauth.store` path
+    /// is reported and refused: moving the store needs a restart.
+    pub fn reload(
+        &self,
+        raw: &RawConfig,
+        diags: &mut Diagnostics<'_>,
+        clock: SharedClock,
+        hook: Option<RevocationHook>,
+    ) -> Option<Self> {
+        let oauth = raw.oauth.as_ref()?;
+        let settings = settings::compile(oauth, diags)?;
+        if settings.store_path != self.settings.store_path {
+            diags.push(
+                Some(oauth.store.span()),
+                "oauth.store",
+                "the store path cannot change on reload",
+                "restart the gateway to move the store, or keep the old path",
+            );
+            return None;
+        }
+        Some(Self::with_store(settings, self.store.clone(), clock, hook))
+    }
+
+    /// A service on compiled settings and any store backend.
+    pub fn with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        hook: Option<RevocationHook>,
+    ) -> Self {
+        let clients = ClientRegistry::new(settings.clients.clone());
+        Self {
+            settings,
+            clients,
+            store,
+            clock,
+            hook,
+        }
+    }
+
+    /// Answers one request (body already collected and size-capped by the caller).
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        match self.dispatch(req).await {
+            Ok(resp) => resp,
+            Err(e) => e.response(),
+        }
+    }
+
+    async fn dispatch(&self, req: Request<Bytes>) -> Result<Response<Bytes>, OAuthError> {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let post = |m: &Method| {
+            if m == Method::POST {
+                Ok(())
+            } else {
+                Err(OAuthError::MethodNotAllowed { allow: "POST" })
+            }
+        };
+        let get = |m: &Method| {
+            if m == Method::GET || m == Method::HEAD {
+                Ok(())
+            } else {
+                Err(OAuthError::MethodNotAllowed { allow: "GET, HEAD" })
+            }
+        };
+        match path {
+            "/oauth2/token" => {
+                post(&parts.method)?;
+                token::token(self, &parts.headers, &body).await
+            }
+            "/oauth2/authorize" => {
+                get(&parts.method)?;
+                authorize::authorize(self, parts.uri.query().unwrap_or(""))
+            }
+            "/oauth2/authorize/accept" => {
+                post(&parts.method)?;
+                authorize::accept(self, &parts.headers, &body).await
+            }
+            "/oauth2/authorize/reject" => {
+                post(&parts.method)?;
+                authorize::reject(self, &parts.headers, &body).await
+            }
+            "/oauth2/revoke" => {
+                post(&parts.method)?;
+                revoke::revoke(self, &parts.headers, &body).await
+            }
+            "/oauth2/introspect" => {
+                post(&parts.method)?;
+                introspect::introspect(self, &parts.headers, &body).await
+            }
+            "/.well-known/oauth-authorization-server" => {
+                get(&parts.method)?;
+                Ok(discovery::metadata(self))
+            }
+            "/.well-known/jwks.json" => {
+                get(&parts.method)?;
+                Ok(discovery::jwks(self))
+            }
+            _ => Err(OAuthError::NotFound),
+        }
+    }
+
+    /// The public half of every signing key, for the gateway's bearer routes (kid, alg pinned to
+    /// the key, `DecodingKey`, JWK). Tokens this service issues verify with these, with
+    /// `iss = issuer()` and `aud = audience()`.
+    pub fn verification_keys(&self) -> Vec<VerificationKey> {
+        self.settings.signer.verification_keys()
+    }
+
+    /// The `iss` of issued tokens.
+    pub fn issuer(&self) -> &str {
+        self.settings.signer.issuer()
+    }
+
+    /// The `aud` of issued tokens.
+    pub fn audience(&self) -> &str {
+        self.settings.signer.audience()
+    }
+
+    /// False when `client_id` is a registered client that is suspended (or unknown): the bearer
+    /// verifier refuses access tokens whose `client_id` claim names such a client.
+    pub fn client_active(&self, client_id: &str) -> bool {
+        self.clients.is_active(client_id)
+    }
+
+    /// The revoked access tokens that have not expired yet, to seed the verifier at start-up.
+    pub async fn revoked_jtis(&self) -> Result<Vec<IssuedAccess>, StoreError> {
+        self.store.revoked_jtis(self.now()).await
+    }
+
+    /// Deletes expired codes, refresh tokens, families and revocations; run it on a timer.
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+        self.store.purge_expired(self.now()).await
+    }
+
+    /// The store (for operators' tools and the Redis migration).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.unix_secs()
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// Tells the verifier about revoked access tokens.
+    pub(crate) fn notify_revoked(&self, revoked: &[IssuedAccess]) {
+        if let Some(hook) = &self.hook {
+            for a in revoked {
+                hook(&a.jti, a.exp);
+            }
+        }
+    }
+
+    /// Mints an access token (JWT) for `client_id` / `sub` / `scopes`; returns it with its record.
+    pub(crate) fn mint_access(
+        &self,
+        client_id: &str,
+        sub: &str,
+        scopes: &[String],
+        jti: String,
+    ) -> Result<(String, IssuedAccess), OAuthError> {
+        let now = self.now();
+        let claims = AccessClaims {
+            iss: self.settings.signer.issuer().to_string(),
+            sub: sub.to_string(),
+            aud: self.settings.signer.audience().to_string(),
+            exp: now + self.settings.access_ttl,
+            iat: now,
+            jti,
+            scope: scopes.join(" "),
+            client_id: client_id.to_string(),
+        };
+        let token = self
+            .settings
+            .signer
+            .sign(&claims)
+            .map_err(OAuthError::Server)?;
+        Ok((
+            token,
+            IssuedAccess {
+                jti: claims.jti,
+                exp: claims.exp,
+            },
+        ))
+    }
+
+    /// Verifies one of this service's access tokens (signature, iss, aud, exp), not revocation.
+    pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
+        self.settings.signer.verify(token, self.now())
+    }
+}
