@@ -27,7 +27,9 @@ pub struct SystemClock {
 impl SystemClock {
     /// A system clock whose monotonic origin is now.
     pub fn new() -> Self {
-        Self { origin: Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
 
     /// A shared system clock.

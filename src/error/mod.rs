@@ -102,8 +102,8 @@ fn quoted(s: &str) -> String {
 impl Reject {
     /// The one mapping from a reject to its HTTP problem.
     pub fn problem(&self) -> Problem {
-        use http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
         use StatusCode as S;
+        use http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
         match self {
             Reject::BadRequest(why) => Problem::new(S::BAD_REQUEST, "invalid_request", why.clone()),
             Reject::NotFound => Problem::new(
