@@ -720,7 +720,7 @@ secret = "env:Y"
 url = "ftp://nope"
 min_refresh = "2h"
 "#;
-    let problems = try_build(&dir, body, &state).err().expect("refused");
+    let problems = try_build(&dir, body, &state).expect_err("refused");
     let all = problems.join("\n");
     for needle in [
         "jwt.leeway",
