@@ -199,6 +199,7 @@ impl AppRegistry {
     /// Builds from `[[apps]]`; problems go to `diags` (the app is skipped).
     pub(crate) fn build(raw_apps: &[Spanned<raw::App>], diags: &mut Diagnostics<'_>) -> Self {
         let mut apps: HashMap<String, Arc<App>> = HashMap::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (i, entry) in raw_apps.iter().enumerate() {
             let path = format!("apps[{i}]");
             let a = entry.get_ref();
@@ -212,7 +213,7 @@ impl AppRegistry {
                     "use an id like \"acme-reports\"",
                 );
                 ok = false;
-            } else if apps.contains_key(&client_id) {
+            } else if !seen.insert(client_id.clone()) {
                 diags.push(
                     Some(a.client_id.span()),
                     format!("{path}.client_id"),
