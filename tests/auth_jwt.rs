@@ -8,42 +8,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portcullis::auth::{AuthError, AuthMethod, AuthPolicy, authorize};
 use serde_json::json;
 
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-hs-test-secret";
-
-fn hs_config(dir: &std::path::Path) -> String {
-    write(dir, "hs.secret", SECRET);
-    r#"
-[jwt]
-issuers = ["https://issuer.test"]
-audiences = ["api://gateway"]
-
-[[jwt.keys]]
-kid = "hs"
-alg = "HS256"
-secret = "file:hs.secret"
-"#
-    .to_string()
-}
-
-fn hs_setup() -> (
-    std::sync::Arc<portcullis::clock::ManualClock>,
-    portcullis::auth::Authenticator,
-) {
-    let (clock, state) = state();
-    let dir = temp_dir("jwt-hs");
-    let auth = build(&dir, &hs_config(&dir), &state);
-    (clock, auth)
-}
-
-fn hs(claims: &serde_json::Value) -> String {
-    mint(
-        Algorithm::HS256,
-        Some("hs"),
-        &EncodingKey::from_secret(SECRET),
-        claims,
-    )
-}
-
 #[tokio::test]
 async fn every_algorithm_is_accepted_with_its_key() {
     let (_clock, state) = state();
@@ -422,269 +386,6 @@ async fn leeway_and_require_exp_are_configurable() {
     );
 }
 
-#[tokio::test]
-async fn oversized_malformed_and_crit_tokens() {
-    let (_c, auth) = hs_setup();
-    let mut c = claims();
-    c["pad"] = json!("x".repeat(9000));
-    assert_eq!(
-        invalid_why(
-            auth.authenticate(AuthPolicy::Bearer, &bearer(&hs(&c)))
-                .await
-        ),
-        "token too large"
-    );
-    let good = hs(&claims());
-    let parts: Vec<&str> = good.split('.').collect();
-    let bad_b64 = format!("{}~~.{}.{}", parts[0], parts[1], parts[2]);
-    assert_eq!(
-        invalid_why(
-            auth.authenticate(AuthPolicy::Bearer, &bearer(&bad_b64))
-                .await
-        ),
-        "token header is not valid base64url"
-    );
-    let bad_payload = format!("{}.%%%.{}", parts[0], parts[2]);
-    // '%' is not a token character at all: the header is malformed.
-    assert_eq!(
-        auth.authenticate(AuthPolicy::Bearer, &bearer_raw(&bad_payload))
-            .await,
-        Err(AuthError::InvalidAuthorizationFormat)
-    );
-    let two_parts = format!("{}.{}", parts[0], parts[1]);
-    assert!(
-        invalid_why(
-            auth.authenticate(AuthPolicy::Bearer, &bearer(&two_parts))
-                .await
-        )
-        .contains("not a JWT")
-    );
-    let crit = mint_raw_hs256(
-        &json!({"alg": "HS256", "kid": "hs", "crit": ["urn:example:unknown"], "urn:example:unknown": true}),
-        &claims(),
-        SECRET,
-    );
-    assert!(
-        invalid_why(auth.authenticate(AuthPolicy::Bearer, &bearer(&crit)).await).contains("crit")
-    );
-    // The same construction without crit is accepted (the refusal is the crit header).
-    let plain = mint_raw_hs256(&json!({"alg": "HS256", "kid": "hs"}), &claims(), SECRET);
-    assert!(
-        auth.authenticate(AuthPolicy::Bearer, &bearer(&plain))
-            .await
-            .is_ok()
-    );
-}
-
-fn bearer_raw(value_after_scheme: &str) -> http::HeaderMap {
-    let mut h = http::HeaderMap::new();
-    h.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {value_after_scheme}")).unwrap(),
-    );
-    h
-}
-
-#[tokio::test]
-async fn authorization_header_rules() {
-    let (_c, auth) = hs_setup();
-    let token = hs(&claims());
-    let none = http::HeaderMap::new();
-    assert_eq!(
-        auth.authenticate(AuthPolicy::Bearer, &none).await,
-        Err(AuthError::MissingAuthorization)
-    );
-    let mut two = bearer(&token);
-    two.append(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    assert_eq!(
-        auth.authenticate(AuthPolicy::Bearer, &two).await,
-        Err(AuthError::InvalidAuthorizationFormat)
-    );
-    for value in [
-        "Basic dXNlcjpwYXNz",
-        "Bearer",
-        "Bearer ",
-        "Token abc",
-        &token,
-        "Bearer a b",
-    ] {
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            http::header::AUTHORIZATION,
-            HeaderValue::from_str(value).unwrap(),
-        );
-        assert_eq!(
-            auth.authenticate(AuthPolicy::Bearer, &h).await,
-            Err(AuthError::InvalidAuthorizationFormat),
-            "{value:?}"
-        );
-    }
-    let mut lower = http::HeaderMap::new();
-    lower.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("bearer {token}")).unwrap(),
-    );
-    assert!(auth.authenticate(AuthPolicy::Bearer, &lower).await.is_ok());
-    assert_eq!(auth.authenticate(AuthPolicy::None, &none).await, Ok(None));
-    assert_eq!(
-        auth.authenticate(AuthPolicy::BearerOrApiKey, &none).await,
-        Err(AuthError::MissingAuthorization)
-    );
-}
-
-#[tokio::test]
-async fn mixed_credentials_are_refused_under_every_policy() {
-    let (_c, auth) = hs_setup();
-    let mut h = bearer(&hs(&claims()));
-    h.insert("x-api-key", HeaderValue::from_static("pk_something"));
-    h.insert("x-client-id", HeaderValue::from_static("app"));
-    for policy in [
-        AuthPolicy::None,
-        AuthPolicy::Bearer,
-        AuthPolicy::ApiKey,
-        AuthPolicy::BearerOrApiKey,
-    ] {
-        assert_eq!(
-            auth.authenticate(policy, &h).await,
-            Err(AuthError::MixedCredentials),
-            "{policy:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn scopes_from_scope_or_scp() {
-    let (_c, auth) = hs_setup();
-    let need = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let p = auth
-        .authenticate(AuthPolicy::Bearer, &bearer(&hs(&claims())))
-        .await
-        .unwrap();
-    assert!(authorize(p.as_ref(), &need(&["meetings:read"])).is_ok());
-    assert_eq!(
-        authorize(p.as_ref(), &need(&["meetings:read", "admin"])),
-        Err(AuthError::InsufficientScope("meetings:read admin".into()))
-    );
-    let mut c = claims();
-    c.as_object_mut().unwrap().remove("scope");
-    c["scp"] = json!(["admin", "meetings:read"]);
-    let p = auth
-        .authenticate(AuthPolicy::Bearer, &bearer(&hs(&c)))
-        .await
-        .unwrap();
-    assert!(authorize(p.as_ref(), &need(&["meetings:read", "admin"])).is_ok());
-    assert_eq!(p.unwrap().scopes, need(&["admin", "meetings:read"]));
-    assert!(authorize(None, &need(&["x"])).is_err());
-}
-
-#[tokio::test]
-async fn cache_serves_hits_and_revoke_jti_evicts() {
-    let (_clock, state) = state();
-    let dir = temp_dir("jwt-cache");
-    let auth = build(&dir, &hs_config(&dir), &state);
-    let mut c = claims();
-    c["jti"] = json!("jti-1");
-    let t1 = hs(&c);
-    let t2 = hs(&claims());
-    assert_eq!(state.cached_tokens(), 0);
-    for _ in 0..3 {
-        auth.authenticate(AuthPolicy::Bearer, &bearer(&t1))
-            .await
-            .unwrap();
-    }
-    auth.authenticate(AuthPolicy::Bearer, &bearer(&t2))
-        .await
-        .unwrap();
-    assert_eq!(state.cached_tokens(), 2, "one entry per distinct token");
-    state.revoke_jti("jti-1", NOW + 600);
-    assert_eq!(
-        state.cached_tokens(),
-        1,
-        "revocation evicts the cached entry"
-    );
-    assert_eq!(
-        invalid_why(auth.authenticate(AuthPolicy::Bearer, &bearer(&t1)).await),
-        "token revoked"
-    );
-    assert!(
-        auth.authenticate(AuthPolicy::Bearer, &bearer(&t2))
-            .await
-            .is_ok()
-    );
-    // A reload with other rules does not trust entries verified under the old ones.
-    let stricter = hs_config(&dir).replace("api://gateway", "api://elsewhere");
-    let reloaded = build(&dir, &stricter, &state);
-    assert_eq!(
-        invalid_why(
-            reloaded
-                .authenticate(AuthPolicy::Bearer, &bearer(&t2))
-                .await
-        ),
-        "audience not accepted"
-    );
-    // A revoked jti is refused by every later snapshot too.
-    let mut fresh = claims();
-    fresh["jti"] = json!("jti-1");
-    fresh["aud"] = json!("api://elsewhere");
-    assert_eq!(
-        invalid_why(
-            reloaded
-                .authenticate(AuthPolicy::Bearer, &bearer(&hs(&fresh)))
-                .await
-        ),
-        "token revoked"
-    );
-}
-
-#[tokio::test]
-async fn cache_entries_die_at_exp() {
-    let (clock, state) = state();
-    let dir = temp_dir("jwt-cache-exp");
-    let auth = build(&dir, &hs_config(&dir), &state);
-    let mut c = claims();
-    c["exp"] = json!(NOW + 10);
-    let t = hs(&c);
-    auth.authenticate(AuthPolicy::Bearer, &bearer(&t))
-        .await
-        .unwrap();
-    clock.advance_secs(39);
-    auth.authenticate(AuthPolicy::Bearer, &bearer(&t))
-        .await
-        .unwrap();
-    clock.advance_secs(1);
-    assert_eq!(
-        invalid_why(auth.authenticate(AuthPolicy::Bearer, &bearer(&t)).await),
-        "token expired"
-    );
-}
-
-#[tokio::test]
-async fn add_key_accepts_extra_keys() {
-    let (_clock, state) = state();
-    let dir = temp_dir("jwt-add");
-    let mut auth = build(&dir, &hs_config(&dir), &state);
-    let ed = ed_key();
-    let t = mint(Algorithm::EdDSA, Some("gw-1"), &ed.encoding, &claims());
-    assert!(
-        auth.authenticate(AuthPolicy::Bearer, &bearer(&t))
-            .await
-            .is_err()
-    );
-    auth.add_key(portcullis::auth::VerifyKey::new(
-        Some("gw-1".into()),
-        Algorithm::EdDSA,
-        jsonwebtoken::DecodingKey::from_ed_pem(ed.public_pem.as_bytes()).unwrap(),
-    ));
-    assert!(
-        auth.authenticate(AuthPolicy::Bearer, &bearer(&t))
-            .await
-            .is_ok()
-    );
-}
-
 #[test]
 fn config_problems_are_all_reported_with_positions() {
     let (_clock, state) = state();
@@ -758,4 +459,67 @@ fn header_is_minted_as_expected() {
     h.crit = Some(vec!["b64".into()]);
     let t = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_secret(SECRET)).unwrap();
     assert!(jsonwebtoken::decode_header(&t).unwrap().crit.is_some());
+}
+
+#[tokio::test]
+async fn oversized_malformed_and_crit_tokens() {
+    let (_c, auth) = hs_setup();
+    let mut c = claims();
+    c["pad"] = json!("x".repeat(9000));
+    assert_eq!(
+        invalid_why(
+            auth.authenticate(AuthPolicy::Bearer, &bearer(&hs(&c)))
+                .await
+        ),
+        "token too large"
+    );
+    let good = hs(&claims());
+    let parts: Vec<&str> = good.split('.').collect();
+    let bad_b64 = format!("{}~~.{}.{}", parts[0], parts[1], parts[2]);
+    assert_eq!(
+        invalid_why(
+            auth.authenticate(AuthPolicy::Bearer, &bearer(&bad_b64))
+                .await
+        ),
+        "token header is not valid base64url"
+    );
+    let bad_payload = format!("{}.%%%.{}", parts[0], parts[2]);
+    // '%' is not a token character at all: the header is malformed.
+    assert_eq!(
+        auth.authenticate(AuthPolicy::Bearer, &bearer_raw(&bad_payload))
+            .await,
+        Err(AuthError::InvalidAuthorizationFormat)
+    );
+    let two_parts = format!("{}.{}", parts[0], parts[1]);
+    assert!(
+        invalid_why(
+            auth.authenticate(AuthPolicy::Bearer, &bearer(&two_parts))
+                .await
+        )
+        .contains("not a JWT")
+    );
+    let crit = mint_raw_hs256(
+        &json!({"alg": "HS256", "kid": "hs", "crit": ["urn:example:unknown"], "urn:example:unknown": true}),
+        &claims(),
+        SECRET,
+    );
+    assert!(
+        invalid_why(auth.authenticate(AuthPolicy::Bearer, &bearer(&crit)).await).contains("crit")
+    );
+    // The same construction without crit is accepted (the refusal is the crit header).
+    let plain = mint_raw_hs256(&json!({"alg": "HS256", "kid": "hs"}), &claims(), SECRET);
+    assert!(
+        auth.authenticate(AuthPolicy::Bearer, &bearer(&plain))
+            .await
+            .is_ok()
+    );
+}
+
+fn bearer_raw(value_after_scheme: &str) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {value_after_scheme}")).unwrap(),
+    );
+    h
 }

@@ -232,3 +232,37 @@ pub fn invalid_why(
         other => panic!("expected InvalidToken, got {other:?}"),
     }
 }
+
+/// An HS256 secret for bearer tests.
+pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-hs-test-secret";
+
+pub fn hs_config(dir: &std::path::Path) -> String {
+    write(dir, "hs.secret", SECRET);
+    r#"
+[jwt]
+issuers = ["https://issuer.test"]
+audiences = ["api://gateway"]
+
+[[jwt.keys]]
+kid = "hs"
+alg = "HS256"
+secret = "file:hs.secret"
+"#
+    .to_string()
+}
+
+pub fn hs_setup() -> (Arc<ManualClock>, portcullis::auth::Authenticator) {
+    let (clock, state) = state();
+    let dir = temp_dir("jwt-hs");
+    let auth = build(&dir, &hs_config(&dir), &state);
+    (clock, auth)
+}
+
+pub fn hs(claims: &serde_json::Value) -> String {
+    mint(
+        Algorithm::HS256,
+        Some("hs"),
+        &EncodingKey::from_secret(SECRET),
+        claims,
+    )
+}
