@@ -5,7 +5,7 @@ mod auth_support;
 use auth_support::*;
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use portcullis::auth::{AuthError, AuthMethod, AuthPolicy, authorize};
+use portcullis::auth::{AuthError, AuthMethod, AuthPolicy};
 use serde_json::json;
 
 #[tokio::test]
