@@ -1,0 +1,46 @@
+//! Scope authorization: does the principal hold every scope the route requires.
+
+use super::{AuthError, Principal};
+
+/// Succeeds when `required` is empty or `principal` holds every required scope.
+///
+/// A missing principal (unauthenticated route) passes only when nothing is required. The error
+/// lists all of the route's required scopes, space-separated, for `WWW-Authenticate`.
+pub fn authorize(principal: Option<&Principal>, required: &[String]) -> Result<(), AuthError> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let held = principal.map_or(&[][..], |p| p.scopes.as_slice());
+    if required.iter().all(|r| held.iter().any(|h| h == r)) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientScope(required.join(" ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+
+    fn p(scopes: &[&str]) -> Principal {
+        Principal {
+            subject: "s".into(),
+            client_id: None,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            method: AuthMethod::Bearer,
+        }
+    }
+
+    #[test]
+    fn scopes() {
+        let req = vec!["a".to_string(), "b".to_string()];
+        assert!(authorize(Some(&p(&["b", "a", "c"])), &req).is_ok());
+        assert_eq!(
+            authorize(Some(&p(&["a"])), &req),
+            Err(AuthError::InsufficientScope("a b".into()))
+        );
+        assert!(authorize(None, &[]).is_ok());
+        assert!(authorize(None, &req).is_err());
+    }
+}
