@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::auth::Principal;
+use crate::auth::{self, AuthError, AuthMethod, Principal};
 use crate::config::Snapshot;
 use crate::config::compile::{Route, Target};
 use crate::config::validate::ClassSpec;
@@ -77,8 +78,12 @@ async fn run<'a>(
     ctx.client_ip = Some(snap.trusted.client_ip(conn.peer.ip(), req.headers()));
     let path = normalize_path(req.uri().path())?;
     let route = find_route(snap, &req, &path, ctx)?;
+    let principal = snap.auth.authenticate(route.spec.auth, req.headers()).await?;
+    check_client_active(snap, principal.as_ref())?;
+    auth::authorize(principal.as_ref(), &route.spec.scopes)?;
+    ctx.principal = principal;
     check_declared_length(req.headers(), route.spec.max_body_bytes)?;
-    forward(gw, snap, route, conn, req, &path, ctx).await
+    forward(snap, route, conn, req, &path, ctx).await
 }
 
 /// Refuses framing that could smuggle a second request past a front end (RFC 9112 section 6.1).
@@ -148,6 +153,19 @@ fn find_route<'a>(
     }
 }
 
+/// Tokens of a suspended client of the gateway's own token service are refused before `exp`.
+fn check_client_active(snap: &Snapshot, p: Option<&Principal>) -> Result<(), Reject> {
+    let (Some(svc), Some(p)) = (&snap.oauth, p) else {
+        return Ok(());
+    };
+    match (&p.client_id, p.method) {
+        (Some(id), AuthMethod::Bearer) if svc.client_suspended(id) => Err(Reject::Auth(
+            AuthError::InvalidToken("the client that obtained this token is suspended".into()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A declared Content-Length over the route's limit is refused before anything is forwarded.
 fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), Reject> {
     let declared = h
@@ -162,7 +180,6 @@ fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), Reject> {
 
 /// Rewrites the request for the backend and relays it; the response streams back.
 async fn forward(
-    gw: &Gateway,
     snap: &Snapshot,
     route: &Route,
     conn: ConnInfo,
@@ -170,63 +187,76 @@ async fn forward(
     path: &str,
     ctx: &Ctx<'_>,
 ) -> Result<Response<Body>, Reject> {
-    let _ = gw;
     let (mut parts, incoming) = req.into_parts();
     let tripped = Arc::new(AtomicBool::new(false));
-    let body = boxed(CappedBody::new(
-        incoming,
-        route.spec.max_body_bytes,
-        tripped.clone(),
-    ));
-    let h = &mut parts.headers;
-    let original_host = h.get(HOST).cloned();
-    headers::strip_hop_by_hop(h);
-    headers::set_forwarded(
-        h,
-        Forwarded {
-            peer: conn.peer.ip(),
-            peer_trusted: snap.trusted.contains(conn.peer.ip()),
-            proto: if conn.tls { "https" } else { "http" },
-            host: original_host.as_ref(),
-        },
-    );
-    headers::set_identity(h, &snap.config.identity, ctx.principal.as_ref());
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert("x-request-id", v);
-    }
+    let body = boxed(CappedBody::new(incoming, route.spec.max_body_bytes, tripped.clone()));
+    rewrite_headers(&mut parts.headers, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
-    let too_large = || tripped.load(Ordering::Relaxed);
+    let too_large = |e: String| {
+        if tripped.load(Ordering::Relaxed) {
+            Reject::PayloadTooLarge { limit: route.spec.max_body_bytes }
+        } else {
+            Reject::BadRequest(format!("the request body could not be read: {e}"))
+        }
+    };
     match &route.target {
         Target::Echo => {
-            let target = match &query {
-                Some(q) => format!("{path}?{q}"),
-                None => path.to_string(),
+            parts.uri = local_uri(path, query.as_deref())?;
+            echo::respond(Request::from_parts(parts, body)).await.map_err(|e| too_large(e.to_string()))
+        }
+        Target::OAuth => {
+            let Some(svc) = &snap.oauth else {
+                return Err(Reject::Internal("oauth route without a token service".into()));
             };
-            parts.uri = target
-                .parse()
-                .map_err(|_| Reject::BadRequest("invalid request target".into()))?;
-            let req = Request::from_parts(parts, body);
-            echo::respond(req).await.map_err(|e| {
-                if too_large() {
-                    Reject::PayloadTooLarge {
-                        limit: route.spec.max_body_bytes,
-                    }
-                } else {
-                    Reject::BadRequest(format!("the request body could not be read: {e}"))
-                }
-            })
+            parts.uri = local_uri(path, query.as_deref())?;
+            let bytes = body.collect().await.map_err(|e| too_large(e.to_string()))?.to_bytes();
+            let resp = svc.handle(Request::from_parts(parts, bytes)).await;
+            Ok(resp.map(full))
         }
         Target::Http(up) => {
             parts.uri = up.uri_for(path, query.as_deref())?;
             headers::set_host(&mut parts.headers, up.authority());
             let timeout = snap.config.limits.upstream_response_timeout;
             let resp = up.send(Request::from_parts(parts, body), timeout).await;
-            let resp = resp.map_err(|e| upstream_reject(e, too_large(), route))?;
+            let resp = resp.map_err(|e| upstream_reject(e, tripped.load(Ordering::Relaxed), route))?;
             let (mut parts, incoming) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers);
             Ok(Response::from_parts(parts, boxed(incoming)))
         }
     }
+}
+
+/// What the backend sees: hop-by-hop gone, forwarding and identity headers set, consumed
+/// credentials removed, the request id attached.
+fn rewrite_headers(h: &mut HeaderMap, snap: &Snapshot, route: &Route, conn: ConnInfo, ctx: &Ctx<'_>) {
+    let original_host = h.get(HOST).cloned();
+    headers::strip_hop_by_hop(h);
+    headers::set_forwarded(h, Forwarded {
+        peer: conn.peer.ip(),
+        peer_trusted: snap.trusted.contains(conn.peer.ip()),
+        proto: if conn.tls { "https" } else { "http" },
+        host: original_host.as_ref(),
+    });
+    headers::set_identity(h, &snap.config.identity, ctx.principal.as_ref());
+    if route.spec.strip_credentials {
+        match ctx.principal.as_ref().map(|p| p.method) {
+            Some(AuthMethod::Bearer) => drop(h.remove(http::header::AUTHORIZATION)),
+            Some(AuthMethod::ApiKey) => drop(h.remove(auth::API_KEY_HEADER)),
+            None => {}
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert("x-request-id", v);
+    }
+}
+
+/// A path-only URI for the built-in targets.
+fn local_uri(path: &str, query: Option<&str>) -> Result<http::Uri, Reject> {
+    let target = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    target.parse().map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))
 }
 
 fn upstream_reject(e: UpstreamError, body_too_large: bool, route: &Route) -> Reject {

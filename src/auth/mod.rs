@@ -300,6 +300,18 @@ impl Authenticator {
         }
     }
 
+    /// Accepts tokens of the gateway's own token service: its issuer and audience join the
+    /// accepted lists (an empty list already accepts any value and stays empty), or become the
+    /// only accepted values when no `[jwt]` section is configured.
+    pub fn trust_issuer(&mut self, issuer: &str, audience: &str, only: bool) {
+        if only || !self.rules.issuers.is_empty() {
+            self.rules.issuers.push(issuer.to_string());
+        }
+        if only || !self.rules.audiences.is_empty() {
+            self.rules.audiences.push(audience.to_string());
+        }
+    }
+
     /// Extra keys (e.g. the gateway's own OAuth signing keys) accepted alongside configured ones.
     pub fn add_key(&mut self, key: VerifyKey) {
         self.keys.push(key);

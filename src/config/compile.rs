@@ -4,12 +4,14 @@
 //! trusted-proxy networks, the authenticator. State that must outlive a reload (limiter counters,
 //! JWKS caches, upstream pools) lives in `Shared` and is only borrowed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::diagnostic::Diagnostics;
 use super::raw::RawConfig;
 use super::validate::{ClassSpec, RouteSpec, UpstreamTarget, Validated};
+use crate::auth::{AuthState, Authenticator, VerifyKey};
 use crate::client_ip::TrustedProxies;
+use crate::oauth::{RevocationHook, TokenService};
 use crate::clock::SharedClock;
 use crate::proxy::{PoolSettings, Pools, Upstream};
 use crate::route::RouteTable;
@@ -21,15 +23,27 @@ pub struct Shared {
     pub clock: SharedClock,
     /// Upstream connection pools.
     pub pools: Arc<Pools>,
+    /// JWKS caches, verified-token cache, revoked token ids.
+    pub auth: Arc<AuthState>,
+    /// The last compiled token service: its open store is reused by the next compile.
+    pub oauth: Arc<Mutex<Option<Arc<TokenService>>>>,
 }
 
 impl Shared {
     /// Fresh shared state on `clock`.
     pub fn new(clock: SharedClock) -> Self {
         Self {
+            auth: AuthState::new(clock.clone()),
             clock,
             pools: Arc::new(Pools::default()),
+            oauth: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The hook the token service calls for each revoked access token.
+    pub fn revocation_hook(&self) -> RevocationHook {
+        let auth = self.auth.clone();
+        Arc::new(move |jti: &str, exp: u64| auth.revoke_jti(jti, exp))
     }
 }
 
@@ -48,6 +62,8 @@ pub enum Target {
     Http(Box<Upstream>),
     /// The built-in echo responder.
     Echo,
+    /// The built-in OAuth token service.
+    OAuth,
 }
 
 /// A route ready for requests.
@@ -76,15 +92,22 @@ pub struct Snapshot {
     pub default_class: Arc<ClassSpec>,
     /// Trusted proxies.
     pub trusted: TrustedProxies,
+    /// Credential verification.
+    pub auth: Authenticator,
+    /// The token service, when `[oauth]` is configured.
+    pub oauth: Option<Arc<TokenService>>,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
-pub fn compile(
-    _raw: &RawConfig,
-    v: Validated,
-    shared: &Shared,
-    d: &mut Diagnostics,
-) -> Option<Snapshot> {
+pub fn compile(raw: &RawConfig, v: Validated, shared: &Shared, d: &mut Diagnostics) -> Option<Snapshot> {
+    let oauth = token_service(raw, shared, d);
+    let mut auth = Authenticator::build(raw, d, &shared.auth)?;
+    if let Some(svc) = &oauth {
+        for k in svc.verification_keys() {
+            auth.add_key(VerifyKey::new(Some(k.kid), k.alg, k.decoding_key));
+        }
+        auth.trust_issuer(svc.issuer(), svc.audience(), raw.jwt.is_none());
+    }
     let classes: Vec<Arc<ClassSpec>> = v.classes.iter().cloned().map(Arc::new).collect();
     let settings = PoolSettings {
         connect_timeout: v.limits.upstream_connect_timeout,
@@ -94,6 +117,7 @@ pub fn compile(
     for u in &v.upstreams {
         let t = match &u.target {
             UpstreamTarget::Echo => Target::Echo,
+            UpstreamTarget::OAuth => Target::OAuth,
             UpstreamTarget::Http(uri) => match shared.pools.get(uri, settings) {
                 Ok(up) => Target::Http(Box::new(up)),
                 Err(e) => {
@@ -128,10 +152,26 @@ pub fn compile(
     if !d.is_empty() {
         return None;
     }
+    if let Ok(mut last) = shared.oauth.lock() {
+        last.clone_from(&oauth);
+    }
     Some(Snapshot {
         default_class: classes[v.default_class].clone(),
         trusted: TrustedProxies::new(v.trusted_proxies.clone()),
         routes,
+        auth,
+        oauth,
         config: v,
     })
+}
+
+/// Builds the token service, reusing the open store of the previous one (it is locked while open).
+fn token_service(raw: &RawConfig, shared: &Shared, d: &mut Diagnostics) -> Option<Arc<TokenService>> {
+    let hook = Some(shared.revocation_hook());
+    let previous = shared.oauth.lock().ok().and_then(|g| g.clone());
+    let svc = match previous {
+        Some(prev) => prev.reload(raw, d, shared.clock.clone(), hook),
+        None => TokenService::build(raw, d, shared.clock.clone(), hook),
+    };
+    svc.map(Arc::new)
 }

@@ -55,6 +55,8 @@ pub enum UpstreamTarget {
     Http(Uri),
     /// Answered inside the gateway with a description of the request.
     Echo,
+    /// The gateway's own OAuth token service (`[oauth]`).
+    OAuth,
 }
 
 /// An upstream.
@@ -181,17 +183,16 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let routes = routes(raw, &classes, &upstreams, &limits, d);
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
-    if raw.jwt.is_none()
-        && routes
-            .iter()
-            .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey))
-    {
-        d.push(
-            None,
-            "jwt",
-            "routes require bearer tokens but no [jwt] section configures keys",
-            "add a [jwt] section with [[jwt.keys]] or [[jwt.jwks]]",
-        );
+    let bearer_routes = routes.iter().any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
+    if raw.jwt.is_none() && raw.oauth.is_none() && bearer_routes {
+        d.push(None, "jwt", "routes require bearer tokens but neither [jwt] nor [oauth] provides keys", "add a [jwt] section with [[jwt.keys]] or [[jwt.jwks]], or an [oauth] token service");
+    }
+    if raw.oauth.is_none() {
+        for (name, u) in &raw.upstreams {
+            if u.get_ref().kind.as_ref().is_some_and(|k| k.get_ref() == "oauth") {
+                d.push(Some(u.span()), format!("upstreams.{name}"), "an oauth upstream needs the [oauth] token service", "add an [oauth] section (see config/REFERENCE.md)");
+            }
+        }
     }
     if !d.is_empty() {
         return None;
@@ -395,6 +396,11 @@ fn upstreams(
             let kind = u_ref.kind.as_ref().map_or("http", |k| k.get_ref().as_str());
             let target = match (kind, &u_ref.url) {
                 ("echo", None) => UpstreamTarget::Echo,
+                ("oauth", None) => UpstreamTarget::OAuth,
+                ("oauth", Some(url)) => {
+                    d.push(span(url), format!("{key}.url"), "an oauth upstream takes no url", "remove `url`: the gateway's token service answers these routes");
+                    UpstreamTarget::OAuth
+                }
                 ("echo", Some(url)) => {
                     d.push(
                         span(url),
@@ -420,7 +426,7 @@ fn upstreams(
                         at,
                         format!("{key}.kind"),
                         format!("unknown upstream kind \"{other}\""),
-                        "use \"http\" or \"echo\"",
+                        "use \"http\", \"echo\" or \"oauth\"",
                     );
                     UpstreamTarget::Echo
                 }

@@ -237,6 +237,12 @@ impl TokenService {
         self.clients.is_active(client_id)
     }
 
+    /// True when `client_id` is one of this service's clients and it is suspended: its access
+    /// tokens must be refused even before they expire. Unknown ids (other issuers) are not judged.
+    pub fn client_suspended(&self, client_id: &str) -> bool {
+        self.clients.get(client_id).is_some() && !self.clients.is_active(client_id)
+    }
+
     /// The revoked access tokens that have not expired yet, to seed the verifier at start-up.
     pub async fn revoked_jtis(&self) -> Result<Vec<IssuedAccess>, StoreError> {
         self.store.revoked_jtis(self.now()).await
