@@ -127,9 +127,9 @@ impl fmt::Display for Limit {
     /// The canonical text: the largest unit that divides the window, e.g. `1000/5m`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.window.as_secs();
-        if secs != 0 && secs % 3600 == 0 {
+        if secs != 0 && secs.is_multiple_of(3600) {
             write!(f, "{}/{}h", self.max, secs / 3600)
-        } else if secs != 0 && secs % 60 == 0 {
+        } else if secs != 0 && secs.is_multiple_of(60) {
             write!(f, "{}/{}m", self.max, secs / 60)
         } else {
             write!(f, "{}/{}s", self.max, secs)
