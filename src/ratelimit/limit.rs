@@ -104,14 +104,12 @@ impl Limit {
 
     /// Width of one counter bucket, ms: W / 20. Every window `parse` accepts is a whole number
     /// of seconds, so this is exact (a multiple of 50 ms). A hand-built sub-second window is
-    /// rounded up to 1 s worth of buckets, which only makes the limit stricter.
+    /// rounded up to 1 s worth of buckets, which only makes the limit stricter; rounding up
+    /// keeps `BUCKETS * bucket_ms >= W`, which Safety needs. Windows beyond `u32::MAX` ms per
+    /// bucket (about 2.7 years) are capped there.
     pub(crate) fn bucket_ms(&self) -> u32 {
-        let ms = self
-            .window
-            .as_millis()
-            .clamp(1000, u128::from(MAX_WINDOW_SECS) * 1000);
-        // ms <= 86.4e6, so ms / 20 fits in u32; ceil keeps BUCKETS * bucket_ms >= W (safety).
-        ms.div_ceil(BUCKETS as u128) as u32
+        let ms = self.window.as_millis().max(1000);
+        ms.div_ceil(BUCKETS as u128).min(u128::from(u32::MAX)) as u32
     }
 }
 
@@ -218,5 +216,11 @@ mod tests {
             window: Duration::from_millis(1),
         };
         assert_eq!(odd.bucket_ms(), 50);
+        // A hand-built window past 24 h is honoured, not shortened.
+        let week = Limit {
+            max: 1,
+            window: Duration::from_secs(7 * 86_400),
+        };
+        assert_eq!(week.bucket_ms(), 30_240_000);
     }
 }

@@ -2,18 +2,21 @@
 //!
 //! Keys are (class id, grouped client address): IPv4 by full address, IPv6 by the configured
 //! prefix (an IPv4-mapped IPv6 address counts as its IPv4 address). Class names are interned
-//! once into small ids, so a check on an existing key allocates nothing: one class lookup, one
-//! `DashMap` lookup whose shard write lock makes check-and-count atomic, and 21 additions.
+//! once into small ids, so a check on an existing key allocates nothing: one class lookup (an
+//! `ArcSwap` snapshot, no shared write), one `DashMap` lookup whose shard write lock makes
+//! check-and-count atomic, and 21 additions.
 //!
 //! Idle keys are removed by [`MemoryLimiter::sweep`]. The cap and its overflow policy (shared
 //! per-class overflow windows, never evicting live counters) are described in the parent
 //! module's docs.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
@@ -36,6 +39,41 @@ struct Key {
 struct Class {
     id: u32,
     overflow: Mutex<Window>,
+    /// Set (under the mutex) when the overflow window admits; cleared once it is idle. Read
+    /// without the lock so a new key costs no mutex while no overflow happened.
+    overflow_active: AtomicBool,
+}
+
+impl Class {
+    fn new(id: u32) -> Self {
+        Self {
+            id,
+            overflow: Mutex::new(Window::new()),
+            overflow_active: AtomicBool::new(false),
+        }
+    }
+
+    fn overflow(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.overflow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The window a newly tracked key starts with: empty, unless the overflow window still
+    /// holds admissions. The new client may have been one of them, so it inherits them all;
+    /// this keeps Safety for a client that moves from the shared window to its own.
+    fn initial_window(&self, now: u64) -> Window {
+        if !self.overflow_active.load(Ordering::Acquire) {
+            return Window::new();
+        }
+        let o = self.overflow();
+        if o.is_idle(now) {
+            self.overflow_active.store(false, Ordering::Release);
+            Window::new()
+        } else {
+            o.clone()
+        }
+    }
 }
 
 /// In-memory rolling-window limiter (see the module docs of `ratelimit`). `Send + Sync`;
@@ -44,7 +82,10 @@ pub struct MemoryLimiter {
     settings: Settings,
     clock: SharedClock,
     windows: DashMap<Key, Window>,
-    classes: DashMap<Box<str>, Arc<Class>>,
+    /// Interned classes. Read on every check without writing to shared memory (no lock word,
+    /// no refcount); replaced copy-on-write under `intern` when a class is first seen.
+    classes: ArcSwap<HashMap<Box<str>, Arc<Class>>>,
+    intern: Mutex<()>,
     next_class: AtomicU32,
     /// Keys in `windows`, kept here because `DashMap::len` locks every shard.
     tracked: AtomicUsize,
@@ -57,7 +98,7 @@ impl std::fmt::Debug for MemoryLimiter {
         f.debug_struct("MemoryLimiter")
             .field("settings", &self.settings)
             .field("tracked", &self.tracked())
-            .field("classes", &self.classes.len())
+            .field("classes", &self.classes.load().len())
             .field("overflowed", &self.overflowed())
             .finish_non_exhaustive()
     }
@@ -70,7 +111,8 @@ impl MemoryLimiter {
             settings,
             clock,
             windows: DashMap::new(),
-            classes: DashMap::new(),
+            classes: ArcSwap::default(),
+            intern: Mutex::new(()),
             next_class: AtomicU32::new(0),
             tracked: AtomicUsize::new(0),
             last_full_sweep_ms: AtomicU64::new(0),
@@ -82,15 +124,12 @@ impl MemoryLimiter {
     /// `limit`, counting it when admitted.
     pub fn check(&self, class: &str, ip: IpAddr, limit: Limit) -> Decision {
         let now = self.clock.now_millis();
-        let class = self.class(class);
-        let key = Key {
-            addr: self.group(ip),
-            class: class.id,
-        };
-        if let Some(mut w) = self.windows.get_mut(&key) {
-            return decision(w.check(now, limit), limit);
+        let addr = self.group(ip);
+        let classes = self.classes.load();
+        match classes.get(class) {
+            Some(c) => self.check_in(c, addr, now, limit),
+            None => self.check_in(&self.intern(class), addr, now, limit),
         }
-        self.check_new(&class, key, now, limit)
     }
 
     /// Removes keys whose counts have all expired (nothing in the last W + W/20); dropping such
@@ -138,18 +177,33 @@ impl MemoryLimiter {
         })
     }
 
-    /// The interned class, created on first use.
-    fn class(&self, name: &str) -> Arc<Class> {
-        if let Some(c) = self.classes.get(name) {
-            return Arc::clone(c.value());
+    /// Check on a known class: the existing key's window under its shard lock, else `check_new`.
+    fn check_in(&self, class: &Class, addr: [u32; 4], now: u64, limit: Limit) -> Decision {
+        let key = Key {
+            addr,
+            class: class.id,
+        };
+        if let Some(mut w) = self.windows.get_mut(&key) {
+            return decision(w.check(now, limit), limit);
         }
-        let entry = self.classes.entry(Box::from(name)).or_insert_with(|| {
-            Arc::new(Class {
-                id: self.next_class.fetch_add(1, Ordering::Relaxed),
-                overflow: Mutex::new(Window::new()),
-            })
-        });
-        Arc::clone(entry.value())
+        self.check_new(class, key, now, limit)
+    }
+
+    /// Adds a class on its first use (copy-on-write; classes are few and stable).
+    fn intern(&self, name: &str) -> Arc<Class> {
+        let _one_writer = self
+            .intern
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.classes.load_full();
+        if let Some(c) = current.get(name) {
+            return Arc::clone(c);
+        }
+        let class = Arc::new(Class::new(self.next_class.fetch_add(1, Ordering::Relaxed)));
+        let mut next = HashMap::clone(&current);
+        next.insert(Box::from(name), Arc::clone(&class));
+        self.classes.store(Arc::new(next));
+        class
     }
 
     /// The address part of a key: IPv4 as `::ffff:a.b.c.d`, IPv6 masked to the prefix.
@@ -176,28 +230,40 @@ impl MemoryLimiter {
 
     /// A key not in the store: give it its own window if there is room (after a sweep of idle
     /// keys if needed), else count it in the class's overflow window.
+    ///
+    /// Everything happens under the key's shard lock, so no other request for this key can
+    /// insert it while this one is being decided in the overflow window. Lock order is always
+    /// shard, then overflow mutex; the sweep runs with no lock held.
     fn check_new(&self, class: &Class, key: Key, now: u64, limit: Limit) -> Decision {
-        if self.reserve() || (self.sweep_when_full(now) && self.reserve()) {
-            return match self.windows.entry(key) {
-                Entry::Occupied(mut o) => {
-                    // Another thread inserted it first; give the reservation back.
-                    self.tracked.fetch_sub(1, Ordering::AcqRel);
-                    decision(o.get_mut().check(now, limit), limit)
-                }
+        let mut swept = false;
+        loop {
+            match self.windows.entry(key) {
+                Entry::Occupied(mut o) => return decision(o.get_mut().check(now, limit), limit),
                 Entry::Vacant(v) => {
-                    let mut w = Window::new();
-                    let verdict = w.check(now, limit);
-                    v.insert(w);
-                    decision(verdict, limit)
+                    if self.reserve() {
+                        let mut w = class.initial_window(now);
+                        let verdict = w.check(now, limit);
+                        v.insert(w);
+                        return decision(verdict, limit);
+                    }
+                    if !swept && self.full_sweep_due(now) {
+                        drop(v);
+                        swept = true;
+                        self.sweep();
+                        continue;
+                    }
+                    self.overflowed.fetch_add(1, Ordering::Relaxed);
+                    let mut o = class.overflow();
+                    let verdict = o.check(now, limit);
+                    if verdict.allowed {
+                        class.overflow_active.store(true, Ordering::Release);
+                    }
+                    drop(o);
+                    drop(v);
+                    return decision(verdict, limit);
                 }
-            };
+            }
         }
-        self.overflowed.fetch_add(1, Ordering::Relaxed);
-        let mut w = class
-            .overflow
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        decision(w.check(now, limit), limit)
     }
 
     /// Takes one place under the cap, if any is left.
@@ -210,22 +276,18 @@ impl MemoryLimiter {
             .is_ok()
     }
 
-    /// Sweeps when the store is full, at most once per `FULL_SWEEP_EVERY_MS` across all
-    /// threads. Returns whether it swept anything.
-    fn sweep_when_full(&self, now: u64) -> bool {
+    /// Whether a store-is-full sweep may run now: at most once per `FULL_SWEEP_EVERY_MS`
+    /// across all threads (the caller that gets `true` runs it), so a flood of new addresses
+    /// cannot make every request pay for a sweep.
+    fn full_sweep_due(&self, now: u64) -> bool {
         let last = self.last_full_sweep_ms.load(Ordering::Acquire);
         if last != 0 && now < last.saturating_add(FULL_SWEEP_EVERY_MS) {
             return false;
         }
         // `max(1)`: 0 means "never swept", so a sweep at clock time 0 still throttles.
-        if self
-            .last_full_sweep_ms
+        self.last_full_sweep_ms
             .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
-        }
-        self.sweep() > 0
+            .is_ok()
     }
 }
 
@@ -446,6 +508,33 @@ mod tests {
         assert!(d.allowed);
         assert_eq!(l.tracked(), 1);
         assert_eq!(l.overflowed(), 2);
+    }
+
+    #[test]
+    fn a_client_moving_from_overflow_to_its_own_window_keeps_its_count() {
+        let (l, clock) = limiter(Settings {
+            max_tracked_clients: 1,
+            ..Settings::default()
+        });
+        let limit = lim("3/1m");
+        let short = lim("1/1s");
+        let abuser = ip("198.51.100.7");
+        assert!(l.check("c", ip("192.0.2.1"), short).allowed); // fills the store
+        for _ in 0..3 {
+            assert!(l.check("c", abuser, limit).allowed); // overflow window
+        }
+        assert!(!l.check("c", abuser, limit).allowed);
+        // The tracked client goes idle; the abuser's next request sweeps it and gets its own
+        // window, which must still hold the 3 admissions.
+        clock.advance_millis(2000);
+        let d = l.check("c", abuser, limit);
+        assert!(!d.allowed, "2N in one window after leaving overflow");
+        assert_eq!(l.tracked(), 1);
+        assert_eq!(d.retry_after_secs, 61); // the overflow bucket [0, 3 s) expires at 63 s
+        // Once the overflow window is idle, new clients start empty again.
+        clock.advance_millis(62_000);
+        assert_eq!(l.sweep(), 1);
+        assert_eq!(l.check("c", ip("192.0.2.9"), limit).remaining, 2);
     }
 
     #[test]
