@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use super::window::BUCKETS;
 
-/// Largest accepted N: beyond this a per-client limit is no limit (and the counters stay `u32`).
-pub const MAX_REQUESTS: u32 = 10_000_000;
+/// Largest accepted N. Beyond this a per-client limit is hardly a limit, and the 16-bit bucket
+/// counters (at most 65,535 admissions per W/20) would start to bind below 95 % of N/W.
+pub const MAX_REQUESTS: u32 = 1_000_000;
 /// Longest accepted window, seconds (24 h). Longer quotas belong in a billing system, and a
 /// longer window keeps idle clients tracked for longer.
 pub const MAX_WINDOW_SECS: u64 = 24 * 3600;
@@ -21,7 +22,7 @@ const EXAMPLE: &str = r#"expected "N/W" like "1000/5m" (N requests per window W;
 /// A rolling-window quota: at most `max` requests in any `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Limit {
-    /// N: requests admitted per window (1..=10,000,000).
+    /// N: requests admitted per window (1..=1,000,000).
     pub max: u32,
     /// W: the window, a whole number of seconds (1 s..=24 h).
     pub window: Duration,
@@ -155,7 +156,7 @@ mod tests {
         assert_eq!(ok("50000/1h"), (50000, 3600));
         assert_eq!(ok("1/24h"), (1, 86400));
         assert_eq!(ok(" 7 / 2 m "), (7, 120));
-        assert_eq!(ok("10000000/1m"), (10_000_000, 60));
+        assert_eq!(ok("1000000/1m"), (1_000_000, 60));
         assert_eq!(
             "1000/5m".parse::<Limit>().unwrap(),
             Limit::parse("1000/300s").unwrap()
@@ -181,7 +182,7 @@ mod tests {
             ("-1/5m", "not a whole number"),
             ("1e3/5m", "not a whole number"),
             ("/5m", "not a whole number"),
-            ("10000001/5m", "too large"),
+            ("1000001/5m", "too large"),
             ("99999999999999999999999/5m", "too large"),
             ("1000/", "window is missing"),
             ("1000/5", "unit s, m or h"),

@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn key_is_20_bytes() {
         assert_eq!(std::mem::size_of::<Key>(), 20);
-        assert_eq!(std::mem::size_of::<(Key, Window)>(), 116);
+        assert_eq!(std::mem::size_of::<(Key, Window)>(), 72);
     }
 
     #[test]

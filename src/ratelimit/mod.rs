@@ -29,9 +29,10 @@
 //! window are counted ([`MemoryLimiter::overflowed`]) so operators can raise the cap.
 //!
 //! # Memory
-//! One tracked key is a 20-byte key (grouped address, class id) and a 96-byte window, 116 bytes
-//! in a hash-table slot; with the table's load factor that measures at about 130 to 260 bytes per
-//! key (`benches/ratelimit.rs` prints the figure). Idle keys (nothing counted in the last
+//! One tracked key is a 20-byte key (grouped address, class id) and a 52-byte window (21
+//! 16-bit counters), 72 bytes plus one control byte per hash-table slot; with the table's load
+//! factor (44 % to 87 %) that measures 85 to 170 bytes per key (`benches/ratelimit.rs` prints
+//! the figure: about 160 at one million keys). Idle keys (nothing counted in the last
 //! W + W/20) are removed by [`MemoryLimiter::sweep`], run periodically by
 //! [`MemoryLimiter::spawn_sweeper`].
 
