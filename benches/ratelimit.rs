@@ -151,6 +151,12 @@ fn report_memory() {
 fn bench_check(c: &mut Criterion) {
     let mut g = c.benchmark_group("ratelimit_check");
 
+    // Calibration: the same call measured 28 ns on a quiet box (notes/perf.md 5.4); the ratio
+    // says how loaded this run's machine was.
+    g.bench_function("calibration_instant_now", |b| {
+        b.iter(|| black_box(Instant::now()))
+    });
+
     // A hot set of 1024 keys (one key alone would fill its 16-bit bucket counter and bench
     // the refusal path instead).
     let hot = populated(1024);

@@ -11,6 +11,7 @@
 //! module's docs.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -32,6 +33,31 @@ const FULL_SWEEP_EVERY_MS: u64 = 1000;
 struct Key {
     addr: [u32; 4],
     class: u32,
+}
+
+/// Class name -> class. Names come from the config, never from clients, so a fast
+/// non-keyed hash (FNV-1a) is fine here; the client-keyed `windows` map keeps SipHash.
+type ClassMap = HashMap<Box<str>, Arc<Class>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, 64-bit.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// Per-class state: its id in keys, and the window shared by clients that found the store full.
@@ -84,7 +110,7 @@ pub struct MemoryLimiter {
     windows: DashMap<Key, Window>,
     /// Interned classes. Read on every check without writing to shared memory (no lock word,
     /// no refcount); replaced copy-on-write under `intern` when a class is first seen.
-    classes: ArcSwap<HashMap<Box<str>, Arc<Class>>>,
+    classes: ArcSwap<ClassMap>,
     intern: Mutex<()>,
     next_class: AtomicU32,
     /// Keys in `windows`, kept here because `DashMap::len` locks every shard.
@@ -200,7 +226,7 @@ impl MemoryLimiter {
             return Arc::clone(c);
         }
         let class = Arc::new(Class::new(self.next_class.fetch_add(1, Ordering::Relaxed)));
-        let mut next = HashMap::clone(&current);
+        let mut next = ClassMap::clone(&current);
         next.insert(Box::from(name), Arc::clone(&class));
         self.classes.store(Arc::new(next));
         class
