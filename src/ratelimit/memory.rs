@@ -1,0 +1,598 @@
+//! MemoryLimiter: the in-process keyed store of rolling windows, one per (route class, client).
+//!
+//! Keys are (class id, grouped client address): IPv4 by full address, IPv6 by the configured
+//! prefix (an IPv4-mapped IPv6 address counts as its IPv4 address). Class names are interned
+//! once into small ids, so a check on an existing key allocates nothing: one class lookup (an
+//! `ArcSwap` snapshot, no shared write), one `DashMap` lookup whose shard write lock makes
+//! check-and-count atomic, and 21 additions.
+//!
+//! Idle keys are removed by [`MemoryLimiter::sweep`]. The cap and its overflow policy (shared
+//! per-class overflow windows, never evicting live counters) are described in the parent
+//! module's docs.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use super::window::{Verdict, Window};
+use super::{Decision, Limit, Settings, ceil_secs};
+use crate::clock::SharedClock;
+
+/// Least time between two sweeps forced by a full store, ms.
+const FULL_SWEEP_EVERY_MS: u64 = 1000;
+
+/// (class, client) as stored: 20 bytes, 4-byte aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    addr: [u32; 4],
+    class: u32,
+}
+
+/// Class name -> class. Names come from the config, never from clients, so a fast
+/// non-keyed hash (FNV-1a) is fine here; the client-keyed `windows` map keeps SipHash.
+type ClassMap = HashMap<Box<str>, Arc<Class>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, 64-bit.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Per-class state: its id in keys, and the window shared by clients that found the store full.
+#[derive(Debug)]
+struct Class {
+    id: u32,
+    overflow: Mutex<Window>,
+    /// Set (under the mutex) when the overflow window admits; cleared once it is idle. Read
+    /// without the lock so a new key costs no mutex while no overflow happened.
+    overflow_active: AtomicBool,
+}
+
+impl Class {
+    fn new(id: u32) -> Self {
+        Self {
+            id,
+            overflow: Mutex::new(Window::new()),
+            overflow_active: AtomicBool::new(false),
+        }
+    }
+
+    fn overflow(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.overflow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The window a newly tracked key starts with: empty, unless the overflow window still
+    /// holds admissions. The new client may have been one of them, so it inherits them all;
+    /// this keeps Safety for a client that moves from the shared window to its own.
+    fn initial_window(&self, now: u64) -> Window {
+        if !self.overflow_active.load(Ordering::Acquire) {
+            return Window::new();
+        }
+        let o = self.overflow();
+        if o.is_idle(now) {
+            self.overflow_active.store(false, Ordering::Release);
+            Window::new()
+        } else {
+            o.clone()
+        }
+    }
+}
+
+/// In-memory rolling-window limiter (see the module docs of `ratelimit`). `Send + Sync`;
+/// share it in an `Arc` across the gateway and across config reloads.
+pub struct MemoryLimiter {
+    settings: Settings,
+    clock: SharedClock,
+    windows: DashMap<Key, Window>,
+    /// Interned classes. Read on every check without writing to shared memory (no lock word,
+    /// no refcount); replaced copy-on-write under `intern` when a class is first seen.
+    classes: ArcSwap<ClassMap>,
+    intern: Mutex<()>,
+    next_class: AtomicU32,
+    /// Keys in `windows`, kept here because `DashMap::len` locks every shard.
+    tracked: AtomicUsize,
+    last_full_sweep_ms: AtomicU64,
+    overflowed: AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLimiter")
+            .field("settings", &self.settings)
+            .field("tracked", &self.tracked())
+            .field("classes", &self.classes.load().len())
+            .field("overflowed", &self.overflowed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryLimiter {
+    /// An empty limiter reading time from `clock`.
+    pub fn new(settings: Settings, clock: SharedClock) -> Self {
+        Self {
+            settings,
+            clock,
+            windows: DashMap::new(),
+            classes: ArcSwap::default(),
+            intern: Mutex::new(()),
+            next_class: AtomicU32::new(0),
+            tracked: AtomicUsize::new(0),
+            last_full_sweep_ms: AtomicU64::new(0),
+            overflowed: AtomicU64::new(0),
+        }
+    }
+
+    /// Decides one request of client `ip` on route class `class` (a stable class name) under
+    /// `limit`, counting it when admitted.
+    pub fn check(&self, class: &str, ip: IpAddr, limit: Limit) -> Decision {
+        let now = self.clock.now_millis();
+        let addr = self.group(ip);
+        let classes = self.classes.load();
+        match classes.get(class) {
+            Some(c) => self.check_in(c, addr, now, limit),
+            None => self.check_in(&self.intern(class), addr, now, limit),
+        }
+    }
+
+    /// Removes keys whose counts have all expired (nothing in the last W + W/20); dropping such
+    /// a key changes no decision. Returns how many were removed. Locks one shard at a time.
+    pub fn sweep(&self) -> usize {
+        let now = self.clock.now_millis();
+        let mut removed = 0;
+        self.windows.retain(|_, w| {
+            let idle = w.is_idle(now);
+            removed += usize::from(idle);
+            !idle
+        });
+        self.tracked.fetch_sub(removed, Ordering::AcqRel);
+        removed
+    }
+
+    /// Number of tracked (class, client) keys.
+    pub fn tracked(&self) -> usize {
+        self.tracked.load(Ordering::Acquire)
+    }
+
+    /// Number of decisions taken by a shared overflow window because the store was full.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Starts a task that calls [`sweep`](Self::sweep) every `every`. It holds only a `Weak`
+    /// and ends at the first tick after the limiter is dropped. Needs a tokio runtime.
+    /// A sweep of a million keys takes milliseconds, one shard lock at a time.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(limiter) = weak.upgrade() else {
+                    break;
+                };
+                let removed = limiter.sweep();
+                drop(limiter);
+                tracing::debug!(removed, "rate-limit sweep");
+            }
+        })
+    }
+
+    /// Check on a known class: the existing key's window under its shard lock, else `check_new`.
+    fn check_in(&self, class: &Class, addr: [u32; 4], now: u64, limit: Limit) -> Decision {
+        let key = Key {
+            addr,
+            class: class.id,
+        };
+        if let Some(mut w) = self.windows.get_mut(&key) {
+            return decision(w.check(now, limit), limit);
+        }
+        self.check_new(class, key, now, limit)
+    }
+
+    /// Adds a class on its first use (copy-on-write; classes are few and stable).
+    fn intern(&self, name: &str) -> Arc<Class> {
+        let _one_writer = self
+            .intern
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.classes.load_full();
+        if let Some(c) = current.get(name) {
+            return Arc::clone(c);
+        }
+        let class = Arc::new(Class::new(self.next_class.fetch_add(1, Ordering::Relaxed)));
+        let mut next = ClassMap::clone(&current);
+        next.insert(Box::from(name), Arc::clone(&class));
+        self.classes.store(Arc::new(next));
+        class
+    }
+
+    /// The address part of a key: IPv4 as `::ffff:a.b.c.d`, IPv6 masked to the prefix.
+    fn group(&self, ip: IpAddr) -> [u32; 4] {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => [0, 0, 0xffff, u32::from(v4)],
+            IpAddr::V6(v6) => {
+                let prefix = u32::from(self.settings.ipv6_prefix.min(128));
+                let bits = u128::from(v6);
+                let masked = if prefix == 0 {
+                    0
+                } else {
+                    bits & (u128::MAX << (128 - prefix))
+                };
+                [
+                    (masked >> 96) as u32,
+                    (masked >> 64) as u32,
+                    (masked >> 32) as u32,
+                    masked as u32,
+                ]
+            }
+        }
+    }
+
+    /// A key not in the store: give it its own window if there is room (after a sweep of idle
+    /// keys if needed), else count it in the class's overflow window.
+    ///
+    /// Everything happens under the key's shard lock, so no other request for this key can
+    /// insert it while this one is being decided in the overflow window. Lock order is always
+    /// shard, then overflow mutex; the sweep runs with no lock held.
+    fn check_new(&self, class: &Class, key: Key, now: u64, limit: Limit) -> Decision {
+        let mut swept = false;
+        loop {
+            match self.windows.entry(key) {
+                Entry::Occupied(mut o) => return decision(o.get_mut().check(now, limit), limit),
+                Entry::Vacant(v) => {
+                    if self.reserve() {
+                        let mut w = class.initial_window(now);
+                        let verdict = w.check(now, limit);
+                        v.insert(w);
+                        return decision(verdict, limit);
+                    }
+                    if !swept && self.full_sweep_due(now) {
+                        drop(v);
+                        swept = true;
+                        self.sweep();
+                        continue;
+                    }
+                    self.overflowed.fetch_add(1, Ordering::Relaxed);
+                    let mut o = class.overflow();
+                    let verdict = o.check(now, limit);
+                    if verdict.allowed {
+                        class.overflow_active.store(true, Ordering::Release);
+                    }
+                    drop(o);
+                    drop(v);
+                    return decision(verdict, limit);
+                }
+            }
+        }
+    }
+
+    /// Takes one place under the cap, if any is left.
+    fn reserve(&self) -> bool {
+        let cap = self.settings.max_tracked_clients;
+        self.tracked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Whether a store-is-full sweep may run now: at most once per `FULL_SWEEP_EVERY_MS`
+    /// across all threads (the caller that gets `true` runs it), so a flood of new addresses
+    /// cannot make every request pay for a sweep.
+    fn full_sweep_due(&self, now: u64) -> bool {
+        let last = self.last_full_sweep_ms.load(Ordering::Acquire);
+        if last != 0 && now < last.saturating_add(FULL_SWEEP_EVERY_MS) {
+            return false;
+        }
+        // `max(1)`: 0 means "never swept", so a sweep at clock time 0 still throttles.
+        self.last_full_sweep_ms
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+fn decision(v: Verdict, limit: Limit) -> Decision {
+    let wait = ceil_secs(v.wait_ms);
+    Decision {
+        allowed: v.allowed,
+        limit,
+        remaining: v.remaining,
+        reset_secs: wait,
+        retry_after_secs: if v.allowed { 0 } else { wait },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn limiter(settings: Settings) -> (MemoryLimiter, Arc<ManualClock>) {
+        let clock = ManualClock::new(1_700_000_000);
+        (MemoryLimiter::new(settings, clock.clone()), clock)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn lim(s: &str) -> Limit {
+        Limit::parse(s).unwrap()
+    }
+
+    #[test]
+    fn limiter_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<MemoryLimiter>();
+    }
+
+    #[test]
+    fn key_is_20_bytes() {
+        assert_eq!(std::mem::size_of::<Key>(), 20);
+        assert_eq!(std::mem::size_of::<(Key, Window)>(), 72);
+    }
+
+    #[test]
+    fn decision_fields_and_retry_after() {
+        let (l, clock) = limiter(Settings::default());
+        let limit = lim("2/1m"); // g = 3 s
+        let a = ip("192.0.2.1");
+        let d = l.check("user", a, limit);
+        assert_eq!(
+            d,
+            Decision {
+                allowed: true,
+                limit,
+                remaining: 1,
+                reset_secs: 63,
+                retry_after_secs: 0
+            }
+        );
+        clock.advance_millis(10_500);
+        assert!(l.check("user", a, limit).allowed);
+        clock.advance_millis(1_000); // t = 11.5 s
+        let d = l.check("user", a, limit);
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        // The first request's bucket [0, 3 s) expires at 63 s: 51.5 s from now -> 52.
+        assert_eq!((d.retry_after_secs, d.reset_secs), (52, 52));
+        clock.advance_millis(51_000); // 51 s later: still 0.5 s short
+        assert!(!l.check("user", a, limit).allowed);
+        clock.advance_millis(500);
+        assert!(l.check("user", a, limit).allowed);
+    }
+
+    #[test]
+    fn classes_and_clients_are_separate_keys() {
+        let (l, _) = limiter(Settings::default());
+        let limit = lim("1/1m");
+        assert!(l.check("user", ip("192.0.2.1"), limit).allowed);
+        assert!(!l.check("user", ip("192.0.2.1"), limit).allowed);
+        assert!(l.check("admin", ip("192.0.2.1"), limit).allowed);
+        assert!(l.check("user", ip("192.0.2.2"), limit).allowed);
+        assert_eq!(l.tracked(), 3);
+    }
+
+    #[test]
+    fn ipv6_grouped_by_prefix() {
+        let (l, _) = limiter(Settings::default());
+        let limit = lim("2/1m");
+        assert!(l.check("c", ip("2001:db8:1:2::1"), limit).allowed);
+        // Same /64, different interface id: same key.
+        assert!(
+            l.check("c", ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), limit)
+                .allowed
+        );
+        assert!(!l.check("c", ip("2001:db8:1:2::99"), limit).allowed);
+        // Next /64: its own key.
+        assert!(l.check("c", ip("2001:db8:1:3::1"), limit).allowed);
+        assert_eq!(l.tracked(), 2);
+    }
+
+    #[test]
+    fn ipv6_prefix_is_configurable() {
+        for (prefix, other, same) in [
+            (48, "2001:db8:1:ffff::1", true),
+            (48, "2001:db8:2::1", false),
+            (128, "2001:db8:1::2", false),
+            (0, "fe80::1", true),
+            (200, "2001:db8:1::2", false),
+        ] {
+            let (l, _) = limiter(Settings {
+                ipv6_prefix: prefix,
+                ..Settings::default()
+            });
+            assert!(l.check("c", ip("2001:db8:1::1"), lim("1/1m")).allowed);
+            let second = l.check("c", ip(other), lim("1/1m")).allowed;
+            assert_eq!(second, !same, "/{prefix} {other}");
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_the_ipv4_client_and_never_an_ipv6_group() {
+        let (l, _) = limiter(Settings {
+            ipv6_prefix: 0, // every native IPv6 client in one group
+            ..Settings::default()
+        });
+        let limit = lim("1/1m");
+        assert!(
+            l.check("c", IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), limit)
+                .allowed
+        );
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        assert!(!l.check("c", mapped, limit).allowed);
+        assert!(l.check("c", IpAddr::V6(Ipv6Addr::LOCALHOST), limit).allowed);
+        assert!(l.check("c", ip("0.0.0.0"), limit).allowed);
+    }
+
+    #[test]
+    fn sweep_evicts_only_idle_keys() {
+        let (l, clock) = limiter(Settings::default());
+        let short = lim("5/1s"); // idle 1050 ms after its last admission's bucket
+        let long = lim("5/1m");
+        l.check("s", ip("192.0.2.1"), short);
+        l.check("l", ip("192.0.2.2"), long);
+        assert_eq!(l.sweep(), 0);
+        clock.advance_millis(1049);
+        assert_eq!(l.sweep(), 0);
+        clock.advance_millis(1);
+        assert_eq!(l.sweep(), 1);
+        assert_eq!(l.tracked(), 1);
+        clock.advance_millis(62_000);
+        assert_eq!(l.sweep(), 1);
+        assert_eq!(l.tracked(), 0);
+        // A swept client starts afresh, exactly as if its window had been kept.
+        assert_eq!(l.check("s", ip("192.0.2.1"), short).remaining, 4);
+    }
+
+    #[test]
+    fn refused_only_clients_are_not_kept_alive() {
+        let (l, clock) = limiter(Settings::default());
+        let limit = lim("1/1s");
+        let a = ip("192.0.2.1");
+        assert!(l.check("c", a, limit).allowed);
+        for _ in 0..20 {
+            clock.advance_millis(50);
+            assert!(!l.check("c", a, limit).allowed);
+        }
+        clock.advance_millis(50); // t = 1050
+        assert_eq!(l.sweep(), 1);
+    }
+
+    #[test]
+    fn full_store_never_evicts_an_active_client() {
+        let (l, clock) = limiter(Settings {
+            max_tracked_clients: 3,
+            ..Settings::default()
+        });
+        let limit = lim("3/1m");
+        let abuser = ip("198.51.100.7");
+        for _ in 0..3 {
+            assert!(l.check("c", abuser, limit).allowed);
+        }
+        assert!(!l.check("c", abuser, limit).allowed);
+        // A flood of fresh addresses fills the store and then shares one overflow window.
+        let mut admitted = 0;
+        for i in 0..1000u32 {
+            clock.advance_millis(10);
+            let d = l.check("c", IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), limit);
+            admitted += u32::from(d.allowed);
+        }
+        assert_eq!(l.tracked(), 3);
+        // 2 got their own windows (1 each), the other 998 shared 3 per minute.
+        assert_eq!(admitted, 2 + 3);
+        assert_eq!(l.overflowed(), 998);
+        // The abuser's counters survived the flood: still refused.
+        let d = l.check("c", abuser, limit);
+        assert!(!d.allowed);
+        assert!(d.retry_after_secs >= 1);
+    }
+
+    #[test]
+    fn full_store_sweeps_idle_keys_to_make_room() {
+        let (l, clock) = limiter(Settings {
+            max_tracked_clients: 2,
+            ..Settings::default()
+        });
+        let limit = lim("1/1s");
+        assert!(l.check("c", ip("192.0.2.1"), limit).allowed);
+        assert!(l.check("c", ip("192.0.2.2"), limit).allowed);
+        // Full and nobody idle: the third client goes to the overflow window.
+        assert!(l.check("c", ip("192.0.2.3"), limit).allowed);
+        assert!(!l.check("c", ip("192.0.2.4"), limit).allowed);
+        assert_eq!(l.overflowed(), 2);
+        // Once the first two are idle, a new client triggers a sweep and gets its own key.
+        clock.advance_millis(2000);
+        let d = l.check("c", ip("192.0.2.5"), limit);
+        assert!(d.allowed);
+        assert_eq!(l.tracked(), 1);
+        assert_eq!(l.overflowed(), 2);
+    }
+
+    #[test]
+    fn a_client_moving_from_overflow_to_its_own_window_keeps_its_count() {
+        let (l, clock) = limiter(Settings {
+            max_tracked_clients: 1,
+            ..Settings::default()
+        });
+        let limit = lim("3/1m");
+        let short = lim("1/1s");
+        let abuser = ip("198.51.100.7");
+        assert!(l.check("c", ip("192.0.2.1"), short).allowed); // fills the store
+        for _ in 0..3 {
+            assert!(l.check("c", abuser, limit).allowed); // overflow window
+        }
+        assert!(!l.check("c", abuser, limit).allowed);
+        // The tracked client goes idle; the abuser's next request sweeps it and gets its own
+        // window, which must still hold the 3 admissions.
+        clock.advance_millis(2000);
+        let d = l.check("c", abuser, limit);
+        assert!(!d.allowed, "2N in one window after leaving overflow");
+        assert_eq!(l.tracked(), 1);
+        assert_eq!(d.retry_after_secs, 61); // the overflow bucket [0, 3 s) expires at 63 s
+        // Once the overflow window is idle, new clients start empty again.
+        clock.advance_millis(62_000);
+        assert_eq!(l.sweep(), 1);
+        assert_eq!(l.check("c", ip("192.0.2.9"), limit).remaining, 2);
+    }
+
+    #[test]
+    fn overflow_windows_are_per_class() {
+        let (l, _) = limiter(Settings {
+            max_tracked_clients: 0,
+            ..Settings::default()
+        });
+        let limit = lim("1/1m");
+        assert!(l.check("a", ip("192.0.2.1"), limit).allowed);
+        assert!(!l.check("a", ip("192.0.2.2"), limit).allowed);
+        assert!(l.check("b", ip("192.0.2.3"), limit).allowed);
+        assert_eq!(l.tracked(), 0);
+    }
+
+    #[tokio::test]
+    async fn sweeper_sweeps_and_stops_when_the_limiter_is_dropped() {
+        let clock = ManualClock::new(0);
+        let l = Arc::new(MemoryLimiter::new(Settings::default(), clock.clone()));
+        l.check("c", ip("192.0.2.1"), lim("1/1s"));
+        let task = l.spawn_sweeper(Duration::from_millis(1));
+        clock.advance_secs(5);
+        for _ in 0..10_000 {
+            if l.tracked() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(l.tracked(), 0);
+        drop(l);
+        let ended = tokio::time::timeout(Duration::from_secs(10), task).await;
+        assert!(matches!(ended, Ok(Ok(()))));
+    }
+}
