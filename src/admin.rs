@@ -26,7 +26,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let gw = gw.clone();
-                async move { Ok::<_, Infallible>(handle(&gw, req)) }
+                async move { Ok::<_, Infallible>(handle(&gw, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -53,7 +53,7 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
     reply(status, "application/json", v.to_string())
 }
 
-fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         (&Method::GET, "/readyz") if gw.is_draining() => json(
@@ -68,7 +68,7 @@ fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 serde_json::json!({"error": "metrics recorder unavailable"}),
             ),
         },
-        (&Method::POST, "/reload") => match gw.reload() {
+        (&Method::POST, "/reload") => match gw.reload().await {
             Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "reloaded"})),
             Err(diags) => {
                 let problems: Vec<String> = diags.iter().map(ToString::to_string).collect();

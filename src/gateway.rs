@@ -11,6 +11,11 @@ use arc_swap::ArcSwap;
 
 use crate::config::{self, Diagnostic, Shared, Snapshot};
 
+/// How often idle rate-limit keys are swept.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often expired token-store records are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The gateway: snapshot + shared state.
 #[derive(Debug)]
 pub struct Gateway {
@@ -53,14 +58,43 @@ impl Gateway {
     }
 
     /// Re-reads the config file and swaps it in; on failure the running config stays.
-    pub fn reload(&self) -> Result<(), Vec<Diagnostic>> {
+    pub async fn reload(&self) -> Result<(), Vec<Diagnostic>> {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let result =
-            config::load(path, &self.shared).map(|snap| self.snapshot.store(Arc::new(snap)));
+        let result = config::load(path, &self.shared);
         crate::metrics::reload(result.is_ok());
-        result
+        let snap = Arc::new(result?);
+        snap.auth.start().await;
+        self.snapshot.store(snap);
+        Ok(())
+    }
+
+    /// Starts what runs beside the requests: JWKS fetches, the limiter's idle sweep, the token
+    /// store's clean-up, and the verifier's list of revoked tokens (seeded from the store).
+    pub async fn start(&self) {
+        let snap = self.snapshot();
+        snap.auth.start().await;
+        snap.limiter.spawn_sweeper(SWEEP_EVERY);
+        if let Some(svc) = &snap.oauth {
+            match svc.revoked_jtis().await {
+                Ok(list) => list
+                    .iter()
+                    .for_each(|r| self.shared.auth.revoke_jti(&r.jti, r.exp)),
+                Err(e) => tracing::error!(error = %e, "cannot read revoked tokens from the store"),
+            }
+            let svc = Arc::downgrade(svc);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(PURGE_EVERY);
+                loop {
+                    every.tick().await;
+                    let Some(svc) = svc.upgrade() else { return };
+                    if let Err(e) = svc.purge_expired().await {
+                        tracing::warn!(error = %e, "token store clean-up failed");
+                    }
+                }
+            });
+        }
     }
 
     /// Marks the gateway as shutting down (`/readyz` answers 503).

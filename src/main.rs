@@ -176,7 +176,7 @@ fn spawn_reload_on_sighup(gw: std::sync::Arc<Gateway>) {
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match gw.reload() {
+            match gw.reload().await {
                 Ok(()) => tracing::info!("config reloaded"),
                 Err(diags) => {
                     for d in &diags {

@@ -23,6 +23,7 @@ use crate::gateway::Gateway;
 use crate::proxy::body::{Body, CappedBody, boxed, full};
 use crate::proxy::headers::{self, Forwarded};
 use crate::proxy::{UpstreamError, echo};
+use crate::ratelimit::Decision;
 use crate::request_id;
 use crate::route::{Found, normalize_path};
 
@@ -42,6 +43,7 @@ struct Ctx<'a> {
     route: Option<&'a Route>,
     client_ip: Option<IpAddr>,
     principal: Option<Principal>,
+    rate: Option<Decision>,
 }
 
 /// Serves one request: runs the pipeline, renders rejects, logs.
@@ -56,8 +58,9 @@ pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) ->
         route: None,
         client_ip: None,
         principal: None,
+        rate: None,
     };
-    let result = run(&gw, &snap, conn, req, &mut ctx).await;
+    let result = run(&snap, conn, req, &mut ctx).await;
     let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
     crate::metrics::request(&ctx.class.name, resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
@@ -67,7 +70,6 @@ pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) ->
 
 /// The request path.
 async fn run<'a>(
-    gw: &Gateway,
     snap: &'a Snapshot,
     conn: ConnInfo,
     req: Request<Incoming>,
@@ -75,10 +77,15 @@ async fn run<'a>(
 ) -> Result<Response<Body>, Reject> {
     check_framing(req.headers())?;
     check_head_size(&req, snap.config.limits.max_header_bytes)?;
-    ctx.client_ip = Some(snap.trusted.client_ip(conn.peer.ip(), req.headers()));
+    let client_ip = snap.trusted.client_ip(conn.peer.ip(), req.headers());
+    ctx.client_ip = Some(client_ip);
     let path = normalize_path(req.uri().path())?;
     let route = find_route(snap, &req, &path, ctx)?;
-    let principal = snap.auth.authenticate(route.spec.auth, req.headers()).await?;
+    rate_limit(snap, route, client_ip, ctx)?;
+    let principal = snap
+        .auth
+        .authenticate(route.spec.auth, req.headers())
+        .await?;
     check_client_active(snap, principal.as_ref())?;
     auth::authorize(principal.as_ref(), &route.spec.scopes)?;
     ctx.principal = principal;
@@ -153,6 +160,23 @@ fn find_route<'a>(
     }
 }
 
+/// Counts the request against its route's rolling window; refused requests do not count.
+/// Runs before authentication, so credential guessing is limited too.
+fn rate_limit(snap: &Snapshot, route: &Route, ip: IpAddr, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
+    let Some(limit) = route.spec.limit else {
+        return Ok(());
+    };
+    let decision = snap.limiter.check(&route.spec.limit_key, ip, limit);
+    ctx.rate = Some(decision);
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(Reject::RateLimited {
+            retry_after_secs: decision.retry_after_secs,
+        })
+    }
+}
+
 /// Tokens of a suspended client of the gateway's own token service are refused before `exp`.
 fn check_client_active(snap: &Snapshot, p: Option<&Principal>) -> Result<(), Reject> {
     let (Some(svc), Some(p)) = (&snap.oauth, p) else {
@@ -189,12 +213,18 @@ async fn forward(
 ) -> Result<Response<Body>, Reject> {
     let (mut parts, incoming) = req.into_parts();
     let tripped = Arc::new(AtomicBool::new(false));
-    let body = boxed(CappedBody::new(incoming, route.spec.max_body_bytes, tripped.clone()));
+    let body = boxed(CappedBody::new(
+        incoming,
+        route.spec.max_body_bytes,
+        tripped.clone(),
+    ));
     rewrite_headers(&mut parts.headers, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
         if tripped.load(Ordering::Relaxed) {
-            Reject::PayloadTooLarge { limit: route.spec.max_body_bytes }
+            Reject::PayloadTooLarge {
+                limit: route.spec.max_body_bytes,
+            }
         } else {
             Reject::BadRequest(format!("the request body could not be read: {e}"))
         }
@@ -202,14 +232,22 @@ async fn forward(
     match &route.target {
         Target::Echo => {
             parts.uri = local_uri(path, query.as_deref())?;
-            echo::respond(Request::from_parts(parts, body)).await.map_err(|e| too_large(e.to_string()))
+            echo::respond(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| too_large(e.to_string()))
         }
         Target::OAuth => {
             let Some(svc) = &snap.oauth else {
-                return Err(Reject::Internal("oauth route without a token service".into()));
+                return Err(Reject::Internal(
+                    "oauth route without a token service".into(),
+                ));
             };
             parts.uri = local_uri(path, query.as_deref())?;
-            let bytes = body.collect().await.map_err(|e| too_large(e.to_string()))?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| too_large(e.to_string()))?
+                .to_bytes();
             let resp = svc.handle(Request::from_parts(parts, bytes)).await;
             Ok(resp.map(full))
         }
@@ -218,7 +256,8 @@ async fn forward(
             headers::set_host(&mut parts.headers, up.authority());
             let timeout = snap.config.limits.upstream_response_timeout;
             let resp = up.send(Request::from_parts(parts, body), timeout).await;
-            let resp = resp.map_err(|e| upstream_reject(e, tripped.load(Ordering::Relaxed), route))?;
+            let resp =
+                resp.map_err(|e| upstream_reject(e, tripped.load(Ordering::Relaxed), route))?;
             let (mut parts, incoming) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers);
             Ok(Response::from_parts(parts, boxed(incoming)))
@@ -228,15 +267,24 @@ async fn forward(
 
 /// What the backend sees: hop-by-hop gone, forwarding and identity headers set, consumed
 /// credentials removed, the request id attached.
-fn rewrite_headers(h: &mut HeaderMap, snap: &Snapshot, route: &Route, conn: ConnInfo, ctx: &Ctx<'_>) {
+fn rewrite_headers(
+    h: &mut HeaderMap,
+    snap: &Snapshot,
+    route: &Route,
+    conn: ConnInfo,
+    ctx: &Ctx<'_>,
+) {
     let original_host = h.get(HOST).cloned();
     headers::strip_hop_by_hop(h);
-    headers::set_forwarded(h, Forwarded {
-        peer: conn.peer.ip(),
-        peer_trusted: snap.trusted.contains(conn.peer.ip()),
-        proto: if conn.tls { "https" } else { "http" },
-        host: original_host.as_ref(),
-    });
+    headers::set_forwarded(
+        h,
+        Forwarded {
+            peer: conn.peer.ip(),
+            peer_trusted: snap.trusted.contains(conn.peer.ip()),
+            proto: if conn.tls { "https" } else { "http" },
+            host: original_host.as_ref(),
+        },
+    );
     headers::set_identity(h, &snap.config.identity, ctx.principal.as_ref());
     if route.spec.strip_credentials {
         match ctx.principal.as_ref().map(|p| p.method) {
@@ -256,7 +304,9 @@ fn local_uri(path: &str, query: Option<&str>) -> Result<http::Uri, Reject> {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
-    target.parse().map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))
+    target
+        .parse()
+        .map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))
 }
 
 fn upstream_reject(e: UpstreamError, body_too_large: bool, route: &Route) -> Reject {
@@ -297,6 +347,9 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
 }
 
 fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
+    if let (Some(d), Some(route)) = (&ctx.rate, ctx.route) {
+        d.write_headers(&route.spec.limit_key, h);
+    }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         h.insert("x-request-id", v);
     }

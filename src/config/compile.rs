@@ -4,16 +4,17 @@
 //! trusted-proxy networks, the authenticator. State that must outlive a reload (limiter counters,
 //! JWKS caches, upstream pools) lives in `Shared` and is only borrowed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::diagnostic::Diagnostics;
 use super::raw::RawConfig;
 use super::validate::{ClassSpec, RouteSpec, UpstreamTarget, Validated};
 use crate::auth::{AuthState, Authenticator, VerifyKey};
 use crate::client_ip::TrustedProxies;
-use crate::oauth::{RevocationHook, TokenService};
 use crate::clock::SharedClock;
+use crate::oauth::{RevocationHook, TokenService};
 use crate::proxy::{PoolSettings, Pools, Upstream};
+use crate::ratelimit::MemoryLimiter;
 use crate::route::RouteTable;
 
 /// State shared by every snapshot, kept across reloads.
@@ -27,6 +28,8 @@ pub struct Shared {
     pub auth: Arc<AuthState>,
     /// The last compiled token service: its open store is reused by the next compile.
     pub oauth: Arc<Mutex<Option<Arc<TokenService>>>>,
+    /// Rolling-window counters, created by the first compile with its `[rate_limit]` settings.
+    pub limiter: Arc<OnceLock<Arc<MemoryLimiter>>>,
 }
 
 impl Shared {
@@ -37,6 +40,7 @@ impl Shared {
             clock,
             pools: Arc::new(Pools::default()),
             oauth: Arc::new(Mutex::new(None)),
+            limiter: Arc::new(OnceLock::new()),
         }
     }
 
@@ -96,10 +100,17 @@ pub struct Snapshot {
     pub auth: Authenticator,
     /// The token service, when `[oauth]` is configured.
     pub oauth: Option<Arc<TokenService>>,
+    /// The shared rolling-window counters (state outlives this snapshot).
+    pub limiter: Arc<MemoryLimiter>,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
-pub fn compile(raw: &RawConfig, v: Validated, shared: &Shared, d: &mut Diagnostics) -> Option<Snapshot> {
+pub fn compile(
+    raw: &RawConfig,
+    v: Validated,
+    shared: &Shared,
+    d: &mut Diagnostics,
+) -> Option<Snapshot> {
     let oauth = token_service(raw, shared, d);
     let mut auth = Authenticator::build(raw, d, &shared.auth)?;
     if let Some(svc) = &oauth {
@@ -152,6 +163,11 @@ pub fn compile(raw: &RawConfig, v: Validated, shared: &Shared, d: &mut Diagnosti
     if !d.is_empty() {
         return None;
     }
+    let settings = v.rate_limit.clone();
+    let limiter = shared
+        .limiter
+        .get_or_init(|| Arc::new(MemoryLimiter::new(settings, shared.clock.clone())))
+        .clone();
     if let Ok(mut last) = shared.oauth.lock() {
         last.clone_from(&oauth);
     }
@@ -161,12 +177,17 @@ pub fn compile(raw: &RawConfig, v: Validated, shared: &Shared, d: &mut Diagnosti
         routes,
         auth,
         oauth,
+        limiter,
         config: v,
     })
 }
 
 /// Builds the token service, reusing the open store of the previous one (it is locked while open).
-fn token_service(raw: &RawConfig, shared: &Shared, d: &mut Diagnostics) -> Option<Arc<TokenService>> {
+fn token_service(
+    raw: &RawConfig,
+    shared: &Shared,
+    d: &mut Diagnostics,
+) -> Option<Arc<TokenService>> {
     let hook = Some(shared.revocation_hook());
     let previous = shared.oauth.lock().ok().and_then(|g| g.clone());
     let svc = match previous {

@@ -87,6 +87,9 @@ pub struct RouteSpec {
     pub upstream: usize,
     /// Limit for this route (its own or its class's).
     pub limit: Option<Limit>,
+    /// Stable name of the limiter counters this route uses: the class name, or
+    /// `class:prefix` for a route with its own limit. Also the `RateLimit-Policy` name.
+    pub limit_key: String,
     /// Largest body.
     pub max_body_bytes: u64,
     /// Remove consumed credentials before forwarding.
@@ -183,14 +186,30 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let routes = routes(raw, &classes, &upstreams, &limits, d);
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
-    let bearer_routes = routes.iter().any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
+    let bearer_routes = routes
+        .iter()
+        .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
     if raw.jwt.is_none() && raw.oauth.is_none() && bearer_routes {
-        d.push(None, "jwt", "routes require bearer tokens but neither [jwt] nor [oauth] provides keys", "add a [jwt] section with [[jwt.keys]] or [[jwt.jwks]], or an [oauth] token service");
+        d.push(
+            None,
+            "jwt",
+            "routes require bearer tokens but neither [jwt] nor [oauth] provides keys",
+            "add a [jwt] section with [[jwt.keys]] or [[jwt.jwks]], or an [oauth] token service",
+        );
     }
     if raw.oauth.is_none() {
         for (name, u) in &raw.upstreams {
-            if u.get_ref().kind.as_ref().is_some_and(|k| k.get_ref() == "oauth") {
-                d.push(Some(u.span()), format!("upstreams.{name}"), "an oauth upstream needs the [oauth] token service", "add an [oauth] section (see config/REFERENCE.md)");
+            if u.get_ref()
+                .kind
+                .as_ref()
+                .is_some_and(|k| k.get_ref() == "oauth")
+            {
+                d.push(
+                    Some(u.span()),
+                    format!("upstreams.{name}"),
+                    "an oauth upstream needs the [oauth] token service",
+                    "add an [oauth] section (see config/REFERENCE.md)",
+                );
             }
         }
     }
@@ -398,7 +417,12 @@ fn upstreams(
                 ("echo", None) => UpstreamTarget::Echo,
                 ("oauth", None) => UpstreamTarget::OAuth,
                 ("oauth", Some(url)) => {
-                    d.push(span(url), format!("{key}.url"), "an oauth upstream takes no url", "remove `url`: the gateway's token service answers these routes");
+                    d.push(
+                        span(url),
+                        format!("{key}.url"),
+                        "an oauth upstream takes no url",
+                        "remove `url`: the gateway's token service answers these routes",
+                    );
                     UpstreamTarget::OAuth
                 }
                 ("echo", Some(url)) => {
@@ -585,7 +609,12 @@ fn routes(
         let (Some(class), Some(upstream)) = (class, upstream) else {
             continue;
         };
+        let limit_key = match own_limit {
+            Some(_) => format!("{}:{}", classes[class].name, prefix),
+            None => classes[class].name.clone(),
+        };
         out.push(RouteSpec {
+            limit_key,
             prefix,
             host,
             methods,

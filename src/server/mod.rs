@@ -37,6 +37,7 @@ impl Server {
     pub async fn bind(gw: Arc<Gateway>) -> std::io::Result<Self> {
         let snap = gw.snapshot();
         let listener = TcpListener::bind(snap.config.listen).await?;
+        gw.start().await;
         let tls = match &snap.config.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
             None => None,
