@@ -36,6 +36,29 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// Prints a fresh high-entropy API key (once) and the `key_hash` to paste into `[[apps]]`.
+    NewApiKey,
+    /// Reads a secret from standard input and prints its argon2id hash (for `key_hash`).
+    HashSecret,
+    /// Prints a new OAuth client id and secret (once) and the `[[oauth.clients]]` block to paste.
+    NewClient {
+        /// Display name.
+        #[arg(long, default_value = "new client")]
+        name: String,
+        /// Allowed grants, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "client_credentials,refresh_token"
+        )]
+        grant_types: Vec<String>,
+        /// Allowed scopes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Exact redirect URIs (authorization_code), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        redirect_uris: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -49,6 +72,60 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { file } => check(&file),
         Command::Serve { config, log_format } => serve(&config, log_format),
+        Command::NewApiKey => new_api_key(),
+        Command::HashSecret => hash_secret(),
+        Command::NewClient {
+            name,
+            grant_types,
+            scopes,
+            redirect_uris,
+        } => {
+            let c = portcullis::oauth::client::new_client(
+                &name,
+                &refs(&grant_types),
+                &refs(&scopes),
+                &refs(&redirect_uris),
+            );
+            println!(
+                "client_id:     {}\nclient_secret: {}   (shown once: store it now)\n",
+                c.client_id, c.secret
+            );
+            println!("{}", c.config_block);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn new_api_key() -> ExitCode {
+    let (key, hash) = portcullis::auth::generate_api_key();
+    println!("api key:  {key}   (shown once: give it to the client now)");
+    println!("key_hash = \"{hash}\"");
+    ExitCode::SUCCESS
+}
+
+fn hash_secret() -> ExitCode {
+    let mut secret = String::new();
+    if std::io::stdin().read_line(&mut secret).is_err()
+        || secret.trim_end_matches(['\r', '\n']).is_empty()
+    {
+        eprintln!(
+            "error: write the secret on standard input, e.g. `read -s S; echo \"$S\" | portcullis hash-secret`"
+        );
+        return ExitCode::FAILURE;
+    }
+    match portcullis::auth::hash_secret(secret.trim_end_matches(['\r', '\n'])) {
+        Ok(hash) => {
+            println!("key_hash = \"{hash}\"");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
