@@ -185,7 +185,8 @@ pub async fn gateway_with_clock(
     let text = toml.replace("{UPSTREAM}", &up);
     let path = dir.join("portcullis.toml");
     std::fs::write(&path, &text).unwrap();
-    let snap = match config::load_str(Source::new(&path, text), &Shared::new(clock.clone())) {
+    let shared = Shared::new(clock);
+    let snap = match config::load_str(Source::new(&path, text), &shared) {
         Ok(s) => s,
         Err(d) => panic!(
             "config failed: {}",
@@ -195,7 +196,7 @@ pub async fn gateway_with_clock(
                 .join("\n")
         ),
     };
-    let gw = Gateway::from_snapshot(snap, Shared::new(clock));
+    let gw = Gateway::from_file_snapshot(snap, shared, &path);
     let server = Server::bind(gw.clone()).await.unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
