@@ -15,7 +15,10 @@ fn config(dir: &std::path::Path, status: &str) -> String {
     if !pem.exists() {
         std::fs::write(&pem, key.serialize_pem()).unwrap();
     }
-    let hash: String = sha2::Sha256::digest(SECRET.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hash: String = sha2::Sha256::digest(SECRET.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!(
         r#"
 [server]
@@ -79,13 +82,22 @@ trait FormBody {
 
 impl FormBody for reqwest::RequestBuilder {
     fn form_body(self, pairs: &[(&str, &str)]) -> Self {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-        self.header("content-type", "application/x-www-form-urlencoded").body(body)
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
     }
 }
 
 async fn token(gw: &TestGateway, form: &[(&str, &str)]) -> reqwest::Response {
-    client().post(gw.url("/oauth2/token")).basic_auth(CLIENT, Some(SECRET)).form_body(form).send().await.unwrap()
+    client()
+        .post(gw.url("/oauth2/token"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form_body(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -94,7 +106,14 @@ async fn token_refresh_revoke_round_trip() {
     let dir = temp_dir("oauth-gw");
     let gw = gateway(&config(&dir, "active"), Some(up.addr)).await;
 
-    let r = token(&gw, &[("grant_type", "client_credentials"), ("scope", "meetings:read")]).await;
+    let r = token(
+        &gw,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "meetings:read"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(r.headers().contains_key("x-request-id"));
@@ -113,13 +132,21 @@ async fn token_refresh_revoke_round_trip() {
     assert_eq!(seen.headers["x-auth-scopes"], "meetings:read");
 
     // Refresh rotates; the spent refresh token is refused afterwards.
-    let r = token(&gw, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let r = token(
+        &gw,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let t2 = json(r).await;
     let access2 = t2["access_token"].as_str().unwrap().to_string();
     assert_ne!(t2["refresh_token"], t["refresh_token"]);
     assert_eq!(call(access2.clone()).await.status(), 200);
-    let r = token(&gw, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let r = token(
+        &gw,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(json(r).await["error"], "invalid_grant");
 
@@ -127,8 +154,17 @@ async fn token_refresh_revoke_round_trip() {
     let before = up.count();
     let r = call(access2).await;
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
-    assert_eq!(up.count(), before, "a revoked token never reaches the upstream");
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    assert_eq!(
+        up.count(),
+        before,
+        "a revoked token never reaches the upstream"
+    );
 }
 
 #[tokio::test]
@@ -136,16 +172,52 @@ async fn revoked_access_token_is_refused_by_bearer_routes() {
     let up = Upstream::start().await;
     let dir = temp_dir("oauth-gw");
     let gw = gateway(&config(&dir, "active"), Some(up.addr)).await;
-    let t = json(token(&gw, &[("grant_type", "client_credentials"), ("scope", "meetings:read")]).await).await;
+    let t = json(
+        token(
+            &gw,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "meetings:read"),
+            ],
+        )
+        .await,
+    )
+    .await;
     let access = t["access_token"].as_str().unwrap();
-    let ok = client().get(gw.url("/v1/meetings/1")).bearer_auth(access).send().await.unwrap();
-    assert_eq!(ok.status(), 200, "the token is now in the verified-token cache");
-    let r = client().post(gw.url("/oauth2/revoke")).basic_auth(CLIENT, Some(SECRET)).form_body(&[("token", access)]).send().await.unwrap();
+    let ok = client()
+        .get(gw.url("/v1/meetings/1"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        200,
+        "the token is now in the verified-token cache"
+    );
+    let r = client()
+        .post(gw.url("/oauth2/revoke"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form_body(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = client().get(gw.url("/v1/meetings/1")).bearer_auth(access).send().await.unwrap();
+    let r = client()
+        .get(gw.url("/v1/meetings/1"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(json(r).await["code"], "unauthorized");
-    let r = client().post(gw.url("/oauth2/introspect")).basic_auth(CLIENT, Some(SECRET)).form_body(&[("token", access)]).send().await.unwrap();
+    let r = client()
+        .post(gw.url("/oauth2/introspect"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form_body(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json(r).await["active"], false);
 }
 
@@ -154,21 +226,63 @@ async fn errors_use_the_oauth_envelope_and_missing_scope_is_403() {
     let up = Upstream::start().await;
     let dir = temp_dir("oauth-gw");
     let gw = gateway(&config(&dir, "active"), Some(up.addr)).await;
-    let r = client().post(gw.url("/oauth2/token")).basic_auth(CLIENT, Some("wrong")).form_body(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    let r = client()
+        .post(gw.url("/oauth2/token"))
+        .basic_auth(CLIENT, Some("wrong"))
+        .form_body(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     let body = json(r).await;
     assert_eq!(body["error"], "invalid_client");
     assert!(body["error_description"].is_string());
 
-    let t = json(token(&gw, &[("grant_type", "client_credentials"), ("scope", "meetings:write")]).await).await;
-    let r = client().get(gw.url("/v1/meetings/1")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap();
+    let t = json(
+        token(
+            &gw,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "meetings:write"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    let r = client()
+        .get(gw.url("/v1/meetings/1"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"meetings:read\""));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("scope=\"meetings:read\"")
+    );
     assert_eq!(up.count(), 0);
 
-    let r = client().get(gw.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
-    assert_eq!(json(r).await["token_endpoint"].as_str().unwrap().ends_with("/oauth2/token"), true);
+    let r = client()
+        .get(gw.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    let meta = json(r).await;
+    assert!(
+        meta["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/oauth2/token"),
+        "{meta}"
+    );
 }
 
 #[tokio::test]
@@ -176,12 +290,27 @@ async fn oauth_class_has_its_own_limit_and_429_envelope() {
     let dir = temp_dir("oauth-gw");
     let gw = gateway(&config(&dir, "active"), None).await;
     for _ in 0..6 {
-        let r = client().get(gw.url("/.well-known/jwks.json")).send().await.unwrap();
+        let r = client()
+            .get(gw.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let r = client().get(gw.url("/.well-known/jwks.json")).send().await.unwrap();
+    let r = client()
+        .get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
-    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     let body = json(r).await;
     assert_eq!(body["error"], "rate_limit_exceeded");
     assert!(body["error_description"].is_string());
@@ -192,19 +321,58 @@ async fn suspending_a_client_by_reload_refuses_its_live_tokens() {
     let up = Upstream::start().await;
     let dir = temp_dir("oauth-gw");
     let gw = gateway(&config(&dir, "active"), Some(up.addr)).await;
-    let t = json(token(&gw, &[("grant_type", "client_credentials"), ("scope", "meetings:read")]).await).await;
+    let t = json(
+        token(
+            &gw,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "meetings:read"),
+            ],
+        )
+        .await,
+    )
+    .await;
     let access = t["access_token"].as_str().unwrap().to_string();
-    assert_eq!(client().get(gw.url("/v1/meetings/1")).bearer_auth(&access).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(gw.url("/v1/meetings/1"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let path = gw.dir.join("portcullis.toml");
-    std::fs::write(&path, config(&dir, "suspended").replace("{UPSTREAM}", &up.addr.to_string())).unwrap();
+    std::fs::write(
+        &path,
+        config(&dir, "suspended").replace("{UPSTREAM}", &up.addr.to_string()),
+    )
+    .unwrap();
     gw.gw.reload().await.expect("the suspended config reloads");
     let addr = gw.addr;
     let before = up.count();
-    let r = client().get(format!("http://{addr}/v1/meetings/1")).bearer_auth(&access).send().await.unwrap();
+    let r = client()
+        .get(format!("http://{addr}/v1/meetings/1"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(json(r).await["error"].as_str().unwrap().contains("suspended"));
-    let r = client().post(format!("http://{addr}/oauth2/token")).basic_auth(CLIENT, Some(SECRET)).form_body(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    assert!(
+        json(r).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("suspended")
+    );
+    let r = client()
+        .post(format!("http://{addr}/oauth2/token"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form_body(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(up.count(), before);
 }

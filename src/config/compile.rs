@@ -163,7 +163,7 @@ pub fn compile(
     if !d.is_empty() {
         return None;
     }
-    let settings = v.rate_limit.clone();
+    let settings = v.rate_limit;
     let limiter = shared
         .limiter
         .get_or_init(|| Arc::new(MemoryLimiter::new(settings, shared.clock.clone())))
