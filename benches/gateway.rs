@@ -2,7 +2,8 @@
 //!
 //! Groups:
 //! - `route_match/{10,100,1000}`: `normalize_path` + `RouteTable::find` on a table of N routes
-//!   (hit at depth 3 below a prefix, and a miss), the lookup the pipeline runs per request.
+//!   (hit at depth 3 below a prefix, and a miss), the lookup the pipeline runs per request;
+//!   `find_only` is the table lookup without normalization.
 //! - `client_ip`: `TrustedProxies::client_ip` with no trusted proxies, and with a trusted peer
 //!   and a 3-hop `X-Forwarded-For`.
 //! - `error_render`: `Reject::problem` + `error::render` in the partner and OAuth styles.
@@ -47,6 +48,14 @@ fn route_match(c: &mut Criterion) {
                     Found::Route(r) => *r,
                     _ => usize::MAX,
                 }
+            })
+        });
+        // The table lookup alone, on an already normalized path.
+        let normalized = normalize_path(&hit).expect("valid path");
+        g.bench_with_input(BenchmarkId::new("find_only", n), &normalized, |b, p| {
+            b.iter(|| match t.find(&Method::GET, None, black_box(p)) {
+                Found::Route(r) => *r,
+                _ => usize::MAX,
             })
         });
         g.bench_with_input(BenchmarkId::new("miss", n), &miss, |b, p| {
