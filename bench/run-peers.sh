@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# run-peers.sh — measures portcullis beside nginx and HAProxy with ../shared/bench/peers.sh.
+#
+# Builds the release binary, makes the yardstick's keys and tokens (same layout and commands as
+# peers.sh's make_keys, which then reuses them), renders bench/rows.tsv with the tokens, the API
+# key and the client id, and runs peers.sh with the gateway started as GATEWAY_CMD. The gateway's
+# config (bench/peers.toml) is rendered when peers.sh starts it: peers.sh substitutes {UPSTREAM}
+# and {KEYS} in GATEWAY_CMD, which calls this script back with `--serve UPSTREAM KEYS`.
+#
+#   bench/run-peers.sh                                    # all peer rows + 6 gateway rows
+#   RUNS=1 DURATION=2s WARMUP=0 ROWS="direct haproxy gw-plain" bench/run-peers.sh
+#
+# Environment: everything peers.sh takes (RUNS, DURATION, WARMUP, ROWS, PIN, OUT, ...), plus
+#   SHARED   path to the shared bench dir [../shared/bench from the repo root]
+#   GW_LOG   RUST_LOG for the gateway [info,access=off]: operator level, access log off like
+#            the peers (`no log` / `access_log off`)
+#   SKIP_BUILD=1  use the existing target/release/portcullis
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+BIN="$ROOT/target/release/portcullis"
+
+render_config() {   # render_config UPSTREAM KEYS OUTFILE
+  local up=$1 keys=$2 out=$3 hash cid
+  hash=$(printf '%s' "$(cat "$keys/apikey.txt")" | sha256sum | cut -d' ' -f1)
+  cid=$(cat "$keys/clientid.txt")
+  python3 - "$HERE/peers.toml" "$out" "$up" "$keys" "$hash" "$cid" <<'PY'
+import sys
+tpl, out, up, keys, h, cid = sys.argv[1:]
+s = open(tpl).read()
+s = (s.replace("{UPSTREAM}", up).replace("{KEYS}", keys)
+      .replace("@API_KEY_SHA256@", h).replace("@CLIENT_ID@", cid))
+open(out, "w").write(s)
+PY
+}
+
+# ---- called back by peers.sh as GATEWAY_CMD: render the config, become the gateway
+if [[ "${1:-}" == "--serve" ]]; then
+  up=$2 keys=$3
+  cfg="$keys/../portcullis-peers.toml"
+  render_config "$up" "$keys" "$cfg"
+  export RUST_LOG="${GW_LOG:-info,access=off}"
+  exec "$BIN" serve --config "$cfg"
+fi
+
+SHARED="${SHARED:-$ROOT/../shared/bench}"
+[[ -x "$SHARED/peers.sh" ]] || { echo "run-peers.sh: $SHARED/peers.sh not found (set SHARED, or use bench/compare.sh)" >&2; exit 1; }
+SHARED="$(cd "$SHARED" && pwd)"
+
+if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
+  (cd "$ROOT" && cargo build --release --quiet)
+fi
+[[ -x "$BIN" ]] || { echo "run-peers.sh: $BIN missing" >&2; exit 1; }
+
+export OUT="${OUT:-/tmp/peers-bench-$(date +%Y%m%d-%H%M%S)}"
+export KEYS_DIR="${KEYS_DIR:-$OUT/keys}"
+mkdir -p "$KEYS_DIR"
+
+# ---- keys and tokens: what peers.sh's make_keys does (it reuses keys that exist)
+k="$KEYS_DIR"
+[[ -s $k/hs256.secret ]] || printf '%s' "portcullis-bench-hs256-secret-0123456789abcdef" >"$k/hs256.secret"
+if [[ ! -s $k/rs256.key ]]; then
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$k/rs256.key" 2>/dev/null
+  openssl pkey -in "$k/rs256.key" -pubout -out "$k/rs256.pub"
+fi
+if [[ ! -s $k/es256.key ]]; then
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$k/es256.key"
+  openssl pkey -in "$k/es256.key" -pubout -out "$k/es256.pub"
+fi
+python3 "$SHARED/mkjwt.py" HS256 "$(cat "$k/hs256.secret")" >"$k/hs256.jwt"
+python3 "$SHARED/mkjwt.py" RS256 "$k/rs256.key" >"$k/rs256.jwt"
+python3 "$SHARED/mkjwt.py" ES256 "$k/es256.key" >"$k/es256.jwt"
+[[ -s $k/apikey.txt ]] || printf 'pk_bench_%s' "$(openssl rand -hex 24)" >"$k/apikey.txt"
+[[ -s $k/clientid.txt ]] || printf 'client-bench-0001' >"$k/clientid.txt"
+
+# ---- rows: literal headers, so the tokens go in now (valid 24 h; peers.sh re-mints its own
+#      copies with the same keys, both verify)
+ROWS_FILE="$OUT/rows.tsv"
+python3 - "$HERE/rows.tsv" "$ROWS_FILE" "$k" <<'PY'
+import sys
+tpl, out, k = sys.argv[1:]
+rd = lambda n: open(f"{k}/{n}").read().strip()
+s = open(tpl).read()
+for ph, val in [("@HS256@", rd("hs256.jwt")), ("@RS256@", rd("rs256.jwt")), ("@ES256@", rd("es256.jwt")),
+                ("@API_KEY@", rd("apikey.txt")), ("@CLIENT_ID@", rd("clientid.txt"))]:
+    s = s.replace(ph, val)
+open(out, "w").write("".join(l + "\n" for l in s.splitlines() if l and not l.startswith("#")))
+PY
+# the config is checked up front, so a refusal shows here and not as a silent start failure
+render_config "127.0.0.1:18080" "$k" "$OUT/portcullis-check.toml"
+"$BIN" check "$OUT/portcullis-check.toml" >/dev/null
+
+GW_ROWS="gw-plain gw-ratelimit gw-hs256 gw-rs256 gw-es256 gw-apikey"
+PEER_ROWS="direct nginx nginx-limitreq haproxy haproxy-ratelimit haproxy-jwt-hs256 haproxy-jwt-rs256 haproxy-jwt-es256 haproxy-apikey"
+export ROWS="${ROWS:-$PEER_ROWS $GW_ROWS}"
+export EXTRA_ROWS_FILE="$ROWS_FILE"
+export GATEWAY_URL="http://127.0.0.1:18300/plain/api/v1/items"
+export GATEWAY_CMD="$HERE/run-peers.sh --serve {UPSTREAM} {KEYS}"
+exec "$SHARED/peers.sh"
