@@ -179,7 +179,7 @@ max_body_bytes = "2MiB"
 errors = "partner"
 [classes.limited]
 errors = "partner"
-limit = "1000000000/5m"
+limit = "1000000/10s"
 
 [upstreams.up]
 url = "http://{upstream}"

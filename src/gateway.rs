@@ -76,6 +76,7 @@ impl Gateway {
         let snap = self.snapshot();
         snap.auth.start().await;
         snap.limiter.spawn_sweeper(SWEEP_EVERY);
+        crate::metrics::spawn_upkeep();
         if let Some(svc) = &snap.oauth {
             match svc.revoked_jtis().await {
                 Ok(list) => list

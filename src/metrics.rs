@@ -1,14 +1,23 @@
 //! Metrics: Prometheus counters and histograms, rendered by the admin listener's `/metrics`.
 //!
-//! One process-wide recorder (installed on first use); the pipeline records one observation per
-//! request. Other modules count their own events through the `metrics` macros.
+//! One process-wide recorder, installed before the first config is compiled; the pipeline
+//! records one observation per request through per-class handles registered at compile time
+//! (`ClassMetrics`), so the request path does no label formatting or registry lookup. Other
+//! modules count their own (rare) events through the `metrics` macros. Histogram samples are
+//! folded into their buckets by an upkeep task, so an unscraped gateway does not accumulate them.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static UPKEEP: AtomicBool = AtomicBool::new(false);
+
+/// How often histogram samples are folded into buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Installs the Prometheus recorder once; `None` if another recorder was installed first.
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -27,19 +36,53 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Records one finished request.
-pub fn request(class: &str, status: u16, latency: Duration) {
-    let status_class = match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics::counter!("portcullis_requests_total", "class" => class.to_string(), "status" => status_class)
-        .increment(1);
-    metrics::histogram!("portcullis_request_duration_seconds", "class" => class.to_string())
-        .record(latency.as_secs_f64());
+/// Starts the upkeep task once per process (needs a Tokio runtime).
+pub fn spawn_upkeep() {
+    let Some(handle) = handle() else { return };
+    if UPKEEP.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// A route class's request counters (one per status class) and latency histogram.
+#[derive(Clone)]
+pub struct ClassMetrics {
+    requests: [Counter; 5],
+    duration: Histogram,
+}
+
+impl std::fmt::Debug for ClassMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClassMetrics")
+    }
+}
+
+impl ClassMetrics {
+    /// Registers the class's series with the process recorder.
+    pub fn new(class: &str) -> Self {
+        let _ = handle();
+        let requests = STATUS_CLASSES.map(|status| {
+            metrics::counter!("portcullis_requests_total", "class" => class.to_string(), "status" => status)
+        });
+        let duration = metrics::histogram!("portcullis_request_duration_seconds", "class" => class.to_string());
+        Self { requests, duration }
+    }
+
+    /// Records one finished request.
+    pub fn request(&self, status: u16, latency: Duration) {
+        let i = usize::from((status / 100).clamp(1, 5) - 1);
+        self.requests[i].increment(1);
+        self.duration.record(latency.as_secs_f64());
+    }
 }
 
 /// Records a request refused by the gateway, by catalogue code.

@@ -20,26 +20,43 @@ use crate::config::compile::{Route, Target};
 use crate::config::validate::ClassSpec;
 use crate::error::{Reject, render};
 use crate::gateway::Gateway;
+use crate::metrics::ClassMetrics;
 use crate::proxy::body::{Body, CappedBody, boxed, full};
 use crate::proxy::headers::{self, Forwarded};
 use crate::proxy::{UpstreamError, echo};
 use crate::ratelimit::Decision;
-use crate::request_id;
+use crate::request_id::{self, RequestId};
 use crate::route::{Found, normalize_path};
 
-/// What the server knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+/// What the server knows about the connection a request came on (built once per connection).
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The TCP peer.
     pub peer: SocketAddr,
+    /// The peer's address as header text, for `X-Forwarded-For`.
+    pub peer_text: HeaderValue,
     /// Whether the connection is TLS.
     pub tls: bool,
 }
 
+impl ConnInfo {
+    /// The connection from `peer`.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        let peer_text = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Self {
+            peer,
+            peer_text,
+            tls,
+        }
+    }
+}
+
 /// What the steps learned, for the response and the access log.
 struct Ctx<'a> {
-    request_id: String,
+    request_id: RequestId,
     class: &'a ClassSpec,
+    metrics: &'a ClassMetrics,
     route: Option<&'a Route>,
     client_ip: Option<IpAddr>,
     principal: Option<Principal>,
@@ -47,14 +64,16 @@ struct Ctx<'a> {
 }
 
 /// Serves one request: runs the pipeline, renders rejects, logs.
-pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(gw: Arc<Gateway>, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let snap = gw.snapshot();
-    let method = req.method().clone();
-    let raw_path = req.uri().path().to_string();
+    // What the access log needs from the request, kept only when the log is on.
+    let logged = tracing::enabled!(target: "access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
     let mut ctx = Ctx {
-        request_id: request_id::from_headers(req.headers()),
+        request_id: RequestId::from_headers(req.headers()),
         class: &snap.default_class,
+        metrics: &snap.default_metrics,
         route: None,
         client_ip: None,
         principal: None,
@@ -62,16 +81,19 @@ pub async fn handle(gw: Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) ->
     };
     let result = run(&snap, conn, req, &mut ctx).await;
     let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
-    crate::metrics::request(&ctx.class.name, resp.status().as_u16(), started.elapsed());
+    ctx.metrics
+        .request(resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
-    access_log(&ctx, &method, &raw_path, resp.status().as_u16(), started);
+    if let Some((method, path)) = logged {
+        access_log(&ctx, &method, &path, resp.status().as_u16(), started);
+    }
     resp
 }
 
 /// The request path.
 async fn run<'a>(
     snap: &'a Snapshot,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
     ctx: &mut Ctx<'a>,
 ) -> Result<Response<Body>, Reject> {
@@ -79,7 +101,8 @@ async fn run<'a>(
     check_head_size(&req, snap.config.limits.max_header_bytes)?;
     let client_ip = snap.trusted.client_ip(conn.peer.ip(), req.headers());
     ctx.client_ip = Some(client_ip);
-    let path = normalize_path(req.uri().path())?;
+    // Owned: the request moves into `forward` while the path is still needed.
+    let path = normalize_path(req.uri().path())?.into_owned();
     let route = find_route(snap, &req, &path, ctx)?;
     rate_limit(snap, route, client_ip, ctx)?;
     let principal = snap
@@ -115,7 +138,11 @@ fn check_framing(h: &HeaderMap) -> Result<(), Reject> {
 
 /// Refuses request heads larger than the configured limit (431).
 fn check_head_size(req: &Request<Incoming>, max: usize) -> Result<(), Reject> {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     let fields: usize = req
         .headers()
         .iter()
@@ -150,10 +177,12 @@ fn find_route<'a>(
         Found::Route(r) => {
             ctx.route = Some(r);
             ctx.class = &r.class;
+            ctx.metrics = &r.metrics;
             Ok(r)
         }
         Found::MethodNotAllowed(allow, owner) => {
             ctx.class = &owner.class;
+            ctx.metrics = &owner.metrics;
             Err(Reject::MethodNotAllowed { allow })
         }
         Found::NotFound => Err(Reject::NotFound),
@@ -206,7 +235,7 @@ fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), Reject> {
 async fn forward(
     snap: &Snapshot,
     route: &Route,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
     path: &str,
     ctx: &Ctx<'_>,
@@ -253,7 +282,7 @@ async fn forward(
         }
         Target::Http(up) => {
             parts.uri = up.uri_for(path, query.as_deref())?;
-            headers::set_host(&mut parts.headers, up.authority());
+            headers::set_host(&mut parts.headers, up.host());
             let timeout = snap.config.limits.upstream_response_timeout;
             let resp = up.send(Request::from_parts(parts, body), timeout).await;
             let resp =
@@ -271,7 +300,7 @@ fn rewrite_headers(
     h: &mut HeaderMap,
     snap: &Snapshot,
     route: &Route,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     ctx: &Ctx<'_>,
 ) {
     let original_host = h.get(HOST).cloned();
@@ -279,7 +308,7 @@ fn rewrite_headers(
     headers::set_forwarded(
         h,
         Forwarded {
-            peer: conn.peer.ip(),
+            peer: &conn.peer_text,
             peer_trusted: snap.trusted.contains(conn.peer.ip()),
             proto: if conn.tls { "https" } else { "http" },
             host: original_host.as_ref(),
@@ -293,9 +322,7 @@ fn rewrite_headers(
             None => {}
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert("x-request-id", v);
-    }
+    h.insert(request_id::HEADER, ctx.request_id.header_value());
 }
 
 /// A path-only URI for the built-in targets.
@@ -329,7 +356,7 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
     }
     let problem = reject.problem();
     crate::metrics::reject(problem.code);
-    let body = render(&problem, ctx.class.style, &ctx.request_id);
+    let body = render(&problem, ctx.class.style, ctx.request_id.as_str());
     let mut resp = Response::new(full(body));
     *resp.status_mut() = problem.status;
     let h = resp.headers_mut();
@@ -350,23 +377,21 @@ fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
     if let (Some(d), Some(route)) = (&ctx.rate, ctx.route) {
         d.write_headers(&route.spec.limit_key, h);
     }
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert("x-request-id", v);
-    }
+    h.insert(request_id::HEADER, ctx.request_id.header_value());
 }
 
-/// One structured event per request.
+/// One structured event per request (only called when the `access` target is enabled).
 fn access_log(ctx: &Ctx<'_>, method: &http::Method, path: &str, status: u16, started: Instant) {
     let route = ctx.route.map(|r| r.index as i64).unwrap_or(-1);
     let upstream = ctx.route.map_or("", |r| r.upstream_name.as_str());
-    let client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let client_ip = ctx.client_ip.map(tracing::field::display);
     let principal = ctx.principal.as_ref().map_or("", |p| p.subject.as_str());
     tracing::info!(
         target: "access",
         request_id = %ctx.request_id,
         route,
         class = %ctx.class.name,
-        client_ip = %client_ip,
+        client_ip,
         method = %method,
         path = %path,
         status,

@@ -8,6 +8,7 @@
 //! `/v1/users/7`, never `/v1/usersX`. Lookup walks the path's segment boundaries from longest to
 //! shortest with one hash probe each, so its cost is independent of the number of routes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use http::Method;
@@ -15,8 +16,29 @@ use http::Method;
 use crate::error::Reject;
 
 /// Normalizes a request path. Errors on malformed percent-escapes or a non-absolute path.
-pub fn normalize_path(raw: &str) -> Result<String, Reject> {
-    normalize(raw).map_err(Reject::BadRequest)
+/// A path that is already normal (the common case) is returned as is, without copying.
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, Reject> {
+    if is_normal(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    normalize(raw).map(Cow::Owned).map_err(Reject::BadRequest)
+}
+
+/// True when `normalize` would return `raw` unchanged: absolute, ASCII, no escapes, no empty
+/// segment but a trailing one, no dot segments.
+fn is_normal(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        let plain = seg.bytes().all(|b| b.is_ascii() && b != b'%');
+        if !plain || seg == "." || seg == ".." || (seg.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Normalizes a configured route prefix: like a request path, without the trailing slash.
@@ -105,10 +127,11 @@ struct Entry<T> {
     route: T,
 }
 
-/// Routes keyed by normalized prefix.
+/// Routes keyed by normalized prefix. The table is only read on the request path and its keys
+/// are the operator's, so a fast non-keyed hasher is safe here (no insert-flooding to defend).
 #[derive(Debug)]
 pub struct RouteTable<T> {
-    by_prefix: HashMap<String, Vec<Entry<T>>>,
+    by_prefix: HashMap<String, Vec<Entry<T>>, foldhash::fast::RandomState>,
 }
 
 /// What a lookup found.
@@ -125,7 +148,7 @@ pub enum Found<'a, T> {
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
         Self {
-            by_prefix: HashMap::new(),
+            by_prefix: HashMap::default(),
         }
     }
 }
@@ -204,7 +227,7 @@ mod tests {
 
     #[test]
     fn normalizes() {
-        let n = |p: &str| normalize_path(p).unwrap();
+        let n = |p: &str| normalize_path(p).unwrap().into_owned();
         assert_eq!(n("/a//b/./c"), "/a/b/c");
         assert_eq!(n("/v1/partner/user/../admin/app"), "/v1/partner/admin/app");
         assert_eq!(n("/v1/partner/user/%2e%2e/admin"), "/v1/partner/admin");
@@ -218,6 +241,19 @@ mod tests {
         assert!(normalize_path("/a%zz").is_err());
         assert!(normalize_path("/a%2").is_err());
         assert!(normalize_path("a/b").is_err());
+    }
+
+    proptest::proptest! {
+        /// The no-copy fast path never changes what a path normalizes to.
+        #[test]
+        fn fast_path_agrees_with_full_normalization(p in "/[a/.%2eE]{0,14}") {
+            let full = normalize(&p).map_err(|e| e.to_string());
+            let fast = normalize_path(&p).map(|c| c.into_owned()).map_err(|e| format!("{e:?}"));
+            proptest::prop_assert_eq!(full.is_ok(), fast.is_ok());
+            if let (Ok(a), Ok(b)) = (full, fast) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]

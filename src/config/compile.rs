@@ -12,6 +12,7 @@ use super::validate::{ClassSpec, RouteSpec, UpstreamTarget, Validated};
 use crate::auth::{AuthState, Authenticator, VerifyKey};
 use crate::client_ip::TrustedProxies;
 use crate::clock::SharedClock;
+use crate::metrics::ClassMetrics;
 use crate::oauth::{RevocationHook, TokenService};
 use crate::proxy::{PoolSettings, Pools, Upstream};
 use crate::ratelimit::MemoryLimiter;
@@ -79,6 +80,8 @@ pub struct Route {
     pub spec: RouteSpec,
     /// Its class.
     pub class: Arc<ClassSpec>,
+    /// Its class's request metrics.
+    pub metrics: ClassMetrics,
     /// Upstream name (for logs).
     pub upstream_name: String,
     /// Where requests go.
@@ -94,6 +97,8 @@ pub struct Snapshot {
     pub routes: RouteTable<Route>,
     /// Class used for unmatched requests.
     pub default_class: Arc<ClassSpec>,
+    /// The default class's request metrics.
+    pub default_metrics: ClassMetrics,
     /// Trusted proxies.
     pub trusted: TrustedProxies,
     /// Credential verification.
@@ -144,12 +149,15 @@ pub fn compile(
         };
         targets.push(t);
     }
+    let class_metrics: Vec<ClassMetrics> =
+        classes.iter().map(|c| ClassMetrics::new(&c.name)).collect();
     let mut routes = RouteTable::default();
     for (index, spec) in v.routes.iter().enumerate() {
         let route = Route {
             index,
             spec: spec.clone(),
             class: classes[spec.class].clone(),
+            metrics: class_metrics[spec.class].clone(),
             upstream_name: v.upstreams[spec.upstream].name.clone(),
             target: targets[spec.upstream].clone(),
         };
@@ -173,6 +181,7 @@ pub fn compile(
     }
     Some(Snapshot {
         default_class: classes[v.default_class].clone(),
+        default_metrics: class_metrics[v.default_class].clone(),
         trusted: TrustedProxies::new(v.trusted_proxies.clone()),
         routes,
         auth,

@@ -5,23 +5,43 @@
 //! adds its own from the authenticated principal. `X-Forwarded-*` describe the client as the
 //! gateway saw it.
 
-use std::net::IpAddr;
-
-use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::Principal;
 use crate::config::validate::IdentityNames;
 
-const HOP_BY_HOP: [&str; 4] = [
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
+/// `X-Forwarded-For`.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Hop-by-hop fields (RFC 9110 section 7.6.1) and the legacy ones proxies still meet. Built once:
+/// removing by `&str` would parse and classify each name on every request.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
 ];
 
 /// Removes hop-by-hop fields, including those listed in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names, nothing removed. Any name listed in
+    // `Connection` needs `Connection` itself, which is in the list.
+    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(CONNECTION)
         .iter()
@@ -32,10 +52,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n);
     }
-    for n in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
+    for n in &HOP_BY_HOP {
         h.remove(n);
     }
 }
@@ -43,8 +60,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// What the gateway knows about the client, for `X-Forwarded-*`.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarded<'a> {
-    /// The TCP peer.
-    pub peer: IpAddr,
+    /// The TCP peer's address as header text (formatted once per connection).
+    pub peer: &'a HeaderValue,
     /// Whether the peer is a trusted proxy (then its `X-Forwarded-*` are kept and extended).
     pub peer_trusted: bool,
     /// `http` or `https` as the gateway received it.
@@ -55,34 +72,38 @@ pub struct Forwarded<'a> {
 
 /// Sets `X-Forwarded-For`, `-Proto`, `-Host`. From an untrusted peer, inbound values are dropped.
 pub fn set_forwarded(h: &mut HeaderMap, f: Forwarded<'_>) {
-    let xff = "x-forwarded-for";
-    let prior = if f.peer_trusted {
-        let joined: Vec<&str> = h
-            .get_all(xff)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        Some(joined.join(", ")).filter(|s| !s.is_empty())
+    let xff = if f.peer_trusted {
+        extended_xff(h, f.peer)
     } else {
-        None
+        f.peer.clone()
     };
-    let value = match prior {
-        Some(p) => format!("{p}, {}", f.peer),
-        None => f.peer.to_string(),
-    };
-    h.remove(xff);
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        h.insert(xff, v);
+    // `insert` replaces every inbound copy.
+    h.insert(X_FORWARDED_FOR, xff);
+    if !(f.peer_trusted && h.contains_key(X_FORWARDED_PROTO)) {
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(f.proto));
     }
-    if !(f.peer_trusted && h.contains_key("x-forwarded-proto")) {
-        h.insert("x-forwarded-proto", HeaderValue::from_static(f.proto));
-    }
-    if !(f.peer_trusted && h.contains_key("x-forwarded-host")) {
+    if !(f.peer_trusted && h.contains_key(X_FORWARDED_HOST)) {
         match f.host {
-            Some(host) => h.insert("x-forwarded-host", host.clone()),
-            None => h.remove("x-forwarded-host"),
+            Some(host) => h.insert(X_FORWARDED_HOST, host.clone()),
+            None => h.remove(X_FORWARDED_HOST),
         };
     }
+}
+
+/// A trusted proxy's `X-Forwarded-For` list (all copies, in order) with the peer appended.
+fn extended_xff(h: &HeaderMap, peer: &HeaderValue) -> HeaderValue {
+    let mut joined: Vec<u8> = Vec::new();
+    for v in h.get_all(X_FORWARDED_FOR) {
+        if v.to_str().is_ok_and(|s| !s.trim().is_empty()) {
+            joined.extend_from_slice(v.as_bytes());
+            joined.extend_from_slice(b", ");
+        }
+    }
+    if joined.is_empty() {
+        return peer.clone();
+    }
+    joined.extend_from_slice(peer.as_bytes());
+    HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
 }
 
 /// Removes client copies of the identity headers and adds the principal's.
@@ -109,11 +130,9 @@ pub fn set_identity(h: &mut HeaderMap, names: &IdentityNames, who: Option<&Princ
     put(&names.method, p.method.as_str());
 }
 
-/// Sets `Host` to the upstream's authority.
-pub fn set_host(h: &mut HeaderMap, authority: &http::uri::Authority) {
-    if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-        h.insert(HOST, v);
-    }
+/// Sets `Host` to the upstream's authority (a value built once per upstream).
+pub fn set_host(h: &mut HeaderMap, authority: &HeaderValue) {
+    h.insert(HOST, authority.clone());
 }
 
 #[cfg(test)]
@@ -139,10 +158,11 @@ mod tests {
         h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         let host = HeaderValue::from_static("api.example");
+        let peer = HeaderValue::from_static("127.0.0.1");
         set_forwarded(
             &mut h,
             Forwarded {
-                peer: "127.0.0.1".parse().unwrap(),
+                peer: &peer,
                 peer_trusted: false,
                 proto: "http",
                 host: Some(&host),
@@ -151,5 +171,39 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example");
+    }
+
+    #[test]
+    fn forwarded_from_trusted_peer_extends_every_inbound_copy() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        h.append("x-forwarded-for", "10.0.0.2, 10.0.0.3".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        let peer = HeaderValue::from_static("10.0.0.4");
+        set_forwarded(
+            &mut h,
+            Forwarded {
+                peer: &peer,
+                peer_trusted: true,
+                proto: "http",
+                host: None,
+            },
+        );
+        let xff: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(xff, ["203.0.113.9, 10.0.0.2, 10.0.0.3, 10.0.0.4"]);
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn messages_without_hop_by_hop_fields_are_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, "a".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        h.insert(PROXY_AUTHORIZATION, "Basic x".parse().unwrap());
+        h.insert("proxy-connection", "keep-alive".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
     }
 }

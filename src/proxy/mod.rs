@@ -1,6 +1,6 @@
 //! Proxy: forwarding to upstreams over pooled connections, bodies streamed both ways.
 //!
-//! One hyper-util client per upstream (HTTP/1.1 keep-alive pool, http and https through
+//! One connection pool per upstream (`pool`: HTTP/1.1 keep-alive, http and https through
 //! rustls). Pools live in `Pools`, outside the config snapshot, so a reload keeps warm
 //! connections. Requests are sent as HTTP/1.1 whatever the client spoke (an h2 request must not
 //! reach an HTTP/1 upstream as h2).
@@ -8,28 +8,30 @@
 pub mod body;
 pub mod echo;
 pub mod headers;
+pub mod pool;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
-use hyper_util::client::legacy::Client;
+use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::error::Reject;
 use body::Body;
+use pool::{ConnPool, PooledBody};
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+/// How long an idle upstream connection may wait for its next request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A pooled client bound to one upstream base URL.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<Connector, Body>,
+    pool: Arc<ConnPool>,
     scheme: Scheme,
     authority: Authority,
+    host: HeaderValue,
     base_path: String,
 }
 
@@ -84,43 +86,48 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(s.idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
         let scheme = base.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = base
             .authority()
             .cloned()
             .ok_or("upstream URL has no host")?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| "upstream host is not a valid Host value")?;
+        let dst = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("upstream URL: {e}"))?;
+        let pool = ConnPool::new(https, dst, s.idle_per_host, IDLE_TIMEOUT);
         let base_path = base.path().trim_end_matches('/').to_string();
         Ok(Self {
-            client,
+            pool: Arc::new(pool),
             scheme,
             authority,
+            host,
             base_path,
         })
     }
 
-    /// The upstream's authority (for `Host`).
-    pub fn authority(&self) -> &Authority {
-        &self.authority
+    /// The upstream's authority as a `Host` value.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
     }
 
-    /// The URI for a normalized path and query at this upstream.
+    /// The origin-form request target for a normalized path and query at this upstream.
     pub fn uri_for(&self, path: &str, query: Option<&str>) -> Result<Uri, Reject> {
-        let pq = match query {
-            Some(q) => format!("{}{path}?{q}", self.base_path),
-            None => format!("{}{path}", self.base_path),
-        };
+        let len = self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1);
+        let mut pq = String::with_capacity(len);
+        pq.push_str(&self.base_path);
+        pq.push_str(path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
         let pq = PathAndQuery::try_from(pq)
             .map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| Reject::Internal(format!("upstream URI: {e}")))
+        Ok(Uri::from(pq))
     }
 
     /// Sends `req` (URI and headers already rewritten); waits at most `timeout` for the head.
@@ -128,14 +135,17 @@ impl Upstream {
         &self,
         mut req: Request<Body>,
         timeout: Duration,
-    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+    ) -> Result<Response<PooledBody>, UpstreamError> {
         *req.version_mut() = Version::HTTP_11;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        match tokio::time::timeout(timeout, self.pool.send(req)).await {
             Err(_) => Err(UpstreamError::Timeout),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e.to_string())),
-            Ok(Err(e)) => Err(UpstreamError::Failed(error_chain(&e))),
+            Ok(result) => result,
         }
+    }
+
+    /// Idle pooled connections to this upstream (tests, diagnostics).
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 }
 
@@ -153,7 +163,7 @@ pub enum UpstreamError {
     Failed(String),
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -94,7 +94,7 @@ impl Server {
             None => {
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    serve_conn(&builder, stream, gw, ConnInfo { peer, tls: false }, watcher).await;
+                    serve_conn(&builder, stream, gw, ConnInfo::new(peer, false), watcher).await;
                 });
             }
             Some(acceptor) => {
@@ -103,8 +103,7 @@ impl Server {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls)) => {
-                            serve_conn(&builder, tls, gw, ConnInfo { peer, tls: true }, watcher)
-                                .await;
+                            serve_conn(&builder, tls, gw, ConnInfo::new(peer, true), watcher).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -124,15 +123,18 @@ async fn serve_conn<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = info.peer;
+    let info = Arc::new(info);
     let svc = service_fn(move |req| {
         let gw = gw.clone();
-        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, info, req).await) }
+        let info = info.clone();
+        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, &info, req).await) }
     });
     let conn = builder
         .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .into_owned();
     if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

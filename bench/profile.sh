@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# profile.sh — instructions per request of the release gateway, under callgrind.
+#
+# Starts the load bench's upstream, runs target/release/portcullis under
+# `valgrind --tool=callgrind` on a small config, drives one route with wrk for a bounded time,
+# and prints instructions per request (user space of the gateway process only: callgrind does
+# not see the kernel's socket work) and the top inclusive functions. Deterministic enough to
+# compare builds (hardware counters are not available on these VMs).
+#
+#   bench/profile.sh                   # plain forward
+#   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey
+#   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
+#
+# Every process it starts is stopped by PID on exit; only 127.0.0.1 is used.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+ROW="${ROW:-plain}"
+SECS="${SECS:-20}"
+CONNS="${CONNS:-8}"
+UP_PORT="${UP_PORT:-19480}"
+GW_PORT="${GW_PORT:-19500}"
+OUT="${OUT:-/tmp/portcullis-profile-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+
+for tool in valgrind wrk callgrind_annotate; do
+  command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install -y valgrind wrk)" >&2; exit 1; }
+done
+
+cd "$ROOT"
+if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
+  cargo build --release --quiet
+  cargo bench --bench load --no-run --quiet 2>/dev/null
+fi
+LOAD_BIN=$(ls -t target/release/deps/load-* 2>/dev/null | grep -v '\.d$' | head -1)
+[[ -x "$LOAD_BIN" ]] || { echo "profile.sh: load bench binary missing (cargo bench --bench load --no-run)" >&2; exit 1; }
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+read -r API_KEY API_HASH < <(target/release/portcullis new-api-key |
+  awk '/^api key:/{k=$3} /^key_hash/{gsub(/"/,"",$3); h=$3} END{print k, h}')
+cat >"$OUT/gw.toml" <<EOF
+[server]
+listen = "127.0.0.1:$GW_PORT"
+workers = 1
+default_class = "open"
+
+[classes.open]
+errors = "partner"
+
+[classes.limited]
+errors = "partner"
+limit = "1000000/10s"
+
+[upstreams.up]
+url = "http://127.0.0.1:$UP_PORT"
+
+[[apps]]
+client_id = "profile-client"
+key_hash = "$API_HASH"
+
+[[routes]]
+path = "/plain/"
+class = "open"
+upstream = "up"
+
+[[routes]]
+path = "/ratelimit/"
+class = "limited"
+upstream = "up"
+
+[[routes]]
+path = "/apikey/"
+class = "limited"
+auth = "api_key"
+upstream = "up"
+EOF
+
+"$LOAD_BIN" --upstream-only "127.0.0.1:$UP_PORT" 2>"$OUT/upstream.log" &
+PIDS+=($!)
+RUST_LOG="${GW_LOG:-info,access=off}" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+  target/release/portcullis serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
+GW_PID=$!
+PIDS+=("$GW_PID")
+
+headers=()
+[[ "$ROW" == "apikey" ]] && headers=(-H "X-API-Key: $API_KEY" -H "X-Client-ID: profile-client")
+url="http://127.0.0.1:$GW_PORT/$ROW/api/v1/items"
+for _ in $(seq 1 120); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "$url" || true)
+  [[ "$code" == "200" ]] && break
+  sleep 0.5
+done
+[[ "$code" == "200" ]] || { echo "profile.sh: $url answered $code (see $OUT/gateway.log)" >&2; exit 1; }
+
+timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
+kill -TERM "$GW_PID"
+wait "$GW_PID" 2>/dev/null || true
+
+reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
+callgrind_annotate "$OUT/callgrind.out" >"$OUT/annotate.txt" 2>/dev/null || true
+total=$(awk '/PROGRAM TOTALS/ && !t {gsub(/,/,"",$1); t=$1} END{print t}' "$OUT/annotate.txt")
+echo
+echo "row=$ROW requests=$reqs instructions=$total per_request=$(python3 -c "print(round($total / max(1, $reqs)))")"
+callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive.txt" 2>/dev/null || true
+head -80 "$OUT/inclusive.txt" >"$OUT/top.txt"
+echo "top inclusive functions: $OUT/top.txt"
