@@ -8,7 +8,7 @@
 # compare builds (hardware counters are not available on these VMs).
 #
 #   bench/profile.sh                   # plain forward
-#   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey
+#   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey | hs256
 #   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
 #
 # Every process it starts is stopped by PID on exit; only 127.0.0.1 is used.
@@ -40,6 +40,20 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+HS_SECRET="profile-hs256-secret-0123456789abcdef0123456789"
+# HS256 token (python stdlib): iss/aud/exp like the yardstick's mkjwt.py
+HS_TOKEN=$(python3 - "$HS_SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "profile"}).encode())
+now = int(time.time())
+body = b64(json.dumps({"iss": "https://issuer.profile.local", "aud": "portcullis-profile", "sub": "user-1",
+                       "scope": "read", "iat": now, "nbf": now - 60, "exp": now + 86400}).encode())
+sig = hmac.new(sys.argv[1].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+)
+printf '%s' "$HS_SECRET" >"$OUT/hs256.secret"
 read -r API_KEY API_HASH < <(target/release/portcullis new-api-key |
   awk '/^api key:/{k=$3} /^key_hash/{gsub(/"/,"",$3); h=$3} END{print k, h}')
 cat >"$OUT/gw.toml" <<EOF
@@ -58,6 +72,15 @@ limit = "1000000/10s"
 [upstreams.up]
 url = "http://127.0.0.1:$UP_PORT"
 
+[jwt]
+issuers = ["https://issuer.profile.local"]
+audiences = ["portcullis-profile"]
+
+[[jwt.keys]]
+kid = "profile"
+alg = "HS256"
+secret = "file:$OUT/hs256.secret"
+
 [[apps]]
 client_id = "profile-client"
 key_hash = "$API_HASH"
@@ -70,6 +93,12 @@ upstream = "up"
 [[routes]]
 path = "/ratelimit/"
 class = "limited"
+upstream = "up"
+
+[[routes]]
+path = "/hs256/"
+class = "limited"
+auth = "bearer"
 upstream = "up"
 
 [[routes]]
@@ -88,6 +117,7 @@ PIDS+=("$GW_PID")
 
 headers=()
 [[ "$ROW" == "apikey" ]] && headers=(-H "X-API-Key: $API_KEY" -H "X-Client-ID: profile-client")
+[[ "$ROW" == "hs256" ]] && headers=(-H "Authorization: Bearer $HS_TOKEN")
 url="http://127.0.0.1:$GW_PORT/$ROW/api/v1/items"
 for _ in $(seq 1 120); do
   code=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "$url" || true)

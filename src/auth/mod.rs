@@ -513,12 +513,22 @@ fn bearer_token(value: &[u8]) -> Option<&str> {
         .ok()?
         .trim_start_matches(' ');
     let token = rest.trim_end_matches(' ');
-    let valid = !token.is_empty()
-        && token.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-        });
+    let valid = !token.is_empty() && token.bytes().all(|b| B64TOKEN[usize::from(b)]);
     valid.then_some(token)
 }
+
+/// RFC 6750 b64token characters, as a table: tokens are hundreds of bytes, checked per request.
+static B64TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    t
+};
 
 /// `None` when the header is absent or empty; `Some(None)` when it is sent twice or is not
 /// UTF-8; otherwise the trimmed value.
