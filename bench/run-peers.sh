@@ -9,12 +9,17 @@
 #
 #   bench/run-peers.sh                                    # all peer rows + 6 gateway rows
 #   RUNS=1 DURATION=2s WARMUP=0 ROWS="direct haproxy gw-plain" bench/run-peers.sh
+#   UNCACHED=1 bench/run-peers.sh                         # verified-token cache off ([jwt]
+#       cache_entries = 0): rows gw-{hs,rs,es}256-uncached beside the HAProxy JWT rows, i.e. a
+#       signature verification on every request (the yardstick's tokens are fixed, so with the
+#       cache on every request after the first is a cache hit)
 #
 # Environment: everything peers.sh takes (RUNS, DURATION, WARMUP, ROWS, PIN, OUT, ...), plus
 #   SHARED   path to the shared bench dir [../shared/bench from the repo root]
 #   GW_LOG   RUST_LOG for the gateway [info,access=off]: operator level, access log off like
 #            the peers (`no log` / `access_log off`)
 #   SKIP_BUILD=1  use the existing target/release/portcullis
+#   UNCACHED=1    see above
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,11 +31,13 @@ render_config() {   # render_config UPSTREAM KEYS OUTFILE
   hash=$(printf '%s' "$(cat "$keys/apikey.txt")" | sha256sum | cut -d' ' -f1)
   cid=$(cat "$keys/clientid.txt")
   python3 - "$HERE/peers.toml" "$out" "$up" "$keys" "$hash" "$cid" <<'PY'
-import sys
+import os, sys
 tpl, out, up, keys, h, cid = sys.argv[1:]
 s = open(tpl).read()
 s = (s.replace("{UPSTREAM}", up).replace("{KEYS}", keys)
       .replace("@API_KEY_SHA256@", h).replace("@CLIENT_ID@", cid))
+if os.environ.get("UNCACHED") == "1":
+    s = s.replace("[jwt]\n", "[jwt]\ncache_entries = 0\n", 1)
 open(out, "w").write(s)
 PY
 }
@@ -78,14 +85,19 @@ python3 "$SHARED/mkjwt.py" ES256 "$k/es256.key" >"$k/es256.jwt"
 #      copies with the same keys, both verify)
 ROWS_FILE="$OUT/rows.tsv"
 python3 - "$HERE/rows.tsv" "$ROWS_FILE" "$k" <<'PY'
-import sys
+import os, sys
 tpl, out, k = sys.argv[1:]
 rd = lambda n: open(f"{k}/{n}").read().strip()
 s = open(tpl).read()
 for ph, val in [("@HS256@", rd("hs256.jwt")), ("@RS256@", rd("rs256.jwt")), ("@ES256@", rd("es256.jwt")),
                 ("@API_KEY@", rd("apikey.txt")), ("@CLIENT_ID@", rd("clientid.txt"))]:
     s = s.replace(ph, val)
-open(out, "w").write("".join(l + "\n" for l in s.splitlines() if l and not l.startswith("#")))
+rows = [l for l in s.splitlines() if l and not l.startswith("#")]
+if os.environ.get("UNCACHED") == "1":
+    # same routes, named for what they measure: a verification per request
+    rows = [l.replace("\t", "-uncached\t", 1) for l in rows if l.split("\t")[0] in ("gw-hs256", "gw-rs256", "gw-es256")]
+    rows.insert(0, s.splitlines()[[l.split("\t")[0] for l in s.splitlines()].index("gw-plain")])
+open(out, "w").write("".join(l + "\n" for l in rows))
 PY
 # the config is checked up front, so a refusal shows here and not as a silent start failure
 render_config "127.0.0.1:18080" "$k" "$OUT/portcullis-check.toml"
@@ -93,6 +105,11 @@ render_config "127.0.0.1:18080" "$k" "$OUT/portcullis-check.toml"
 
 GW_ROWS="gw-plain gw-ratelimit gw-hs256 gw-rs256 gw-es256 gw-apikey"
 PEER_ROWS="direct nginx nginx-limitreq haproxy haproxy-ratelimit haproxy-jwt-hs256 haproxy-jwt-rs256 haproxy-jwt-es256 haproxy-apikey"
+if [[ "${UNCACHED:-0}" == "1" ]]; then
+  GW_ROWS="gw-plain gw-hs256-uncached gw-rs256-uncached gw-es256-uncached"
+  PEER_ROWS="direct haproxy haproxy-jwt-hs256 haproxy-jwt-rs256 haproxy-jwt-es256"
+fi
+export UNCACHED="${UNCACHED:-0}"
 export ROWS="${ROWS:-$PEER_ROWS $GW_ROWS}"
 export EXTRA_ROWS_FILE="$ROWS_FILE"
 export GATEWAY_URL="http://127.0.0.1:18300/plain/api/v1/items"

@@ -207,7 +207,7 @@ async fn app_scopes_are_authorized() {
     assert!(authorize(p.as_ref(), &need(&["reports:write"])).is_ok());
     assert_eq!(
         authorize(p.as_ref(), &need(&["admin:all"])),
-        Err(AuthError::InsufficientScope("admin:all".into()))
+        Err(AuthError::AppScopeMissing("admin:all".into()))
     );
 }
 

@@ -119,6 +119,13 @@ upstream = "app"
 auth = "api_key"
 
 [[routes]]
+path = "/keyadmin/"
+class = "user"
+upstream = "app"
+auth = "api_key"
+scopes = ["meetings:admin"]
+
+[[routes]]
 path = "/either/"
 class = "user"
 upstream = "app"
@@ -360,15 +367,20 @@ async fn api_key_cases_over_the_wire() {
         r
     };
 
+    // Every 401 carries a challenge (RFC 9110 section 15.5.2): the API-key one names the headers.
+    let api_key_challenge = "ApiKey header=\"X-API-Key\", client_id_header=\"X-Client-ID\"";
     let resp = req(Some("acme"), None).send().await.unwrap();
-    rejected(resp, 401, "missing_api_key").await;
+    let (h, _) = rejected(resp, 401, "missing_api_key").await;
+    assert_eq!(www(&h), api_key_challenge);
     let resp = req(None, Some(ACME_KEY)).send().await.unwrap();
-    let (_, body) = rejected(resp, 401, "missing_client_id").await;
+    let (h, body) = rejected(resp, 401, "missing_client_id").await;
+    assert_eq!(www(&h), api_key_challenge);
     assert!(!body.to_string().contains(ACME_KEY));
 
     let wrong_key = "pk_live_acme_ffffffffffffffffffffffffffffffff";
     let resp = req(Some("acme"), Some(wrong_key)).send().await.unwrap();
-    let (_, mut wrong) = rejected(resp, 401, "invalid_credentials").await;
+    let (h, mut wrong) = rejected(resp, 401, "invalid_credentials").await;
+    assert_eq!(www(&h), api_key_challenge);
     let resp = req(Some("nobody"), Some(ACME_KEY)).send().await.unwrap();
     let (_, mut unknown) = rejected(resp, 401, "invalid_credentials").await;
     assert_ne!(wrong["request_id"], unknown["request_id"]);
@@ -382,6 +394,18 @@ async fn api_key_cases_over_the_wire() {
 
     let resp = req(Some("sleepy"), Some(SLEEPY_KEY)).send().await.unwrap();
     rejected(resp, 403, "partner_app_inactive").await;
+
+    // An app without the route's scope: 403, and no Bearer challenge (it is not a token).
+    let resp = c
+        .get(gw.url("/keyadmin/x"))
+        .header("x-client-id", "acme")
+        .header("x-api-key", ACME_KEY)
+        .send()
+        .await
+        .unwrap();
+    let (h, body) = rejected(resp, 403, "insufficient_scope").await;
+    assert!(h.get(WWW_AUTHENTICATE).is_none(), "challenge on an app 403");
+    assert!(body["error"].as_str().unwrap().contains("meetings:admin"));
 
     // The either route: a client id alone means an API-key attempt.
     let resp = c

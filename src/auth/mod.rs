@@ -108,9 +108,13 @@ pub enum AuthError {
     /// for the consumer, and never echoes the token.
     #[error("invalid token: {0}")]
     InvalidToken(String),
-    /// A required scope is missing; the field lists the route's required scopes, space-separated.
+    /// A bearer token lacks a required scope; the field lists the route's required scopes,
+    /// space-separated.
     #[error("insufficient scope: {0}")]
     InsufficientScope(String),
+    /// An API-key app lacks a required scope (no bearer challenge applies); same field.
+    #[error("app lacks scope: {0}")]
+    AppScopeMissing(String),
     /// API-key route without `X-API-Key`.
     #[error("missing X-API-Key")]
     MissingApiKey,

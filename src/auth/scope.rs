@@ -1,6 +1,6 @@
 //! Scope authorization: does the principal hold every scope the route requires.
 
-use super::{AuthError, Principal};
+use super::{AuthError, AuthMethod, Principal};
 
 /// Succeeds when `required` is empty or `principal` holds every required scope.
 ///
@@ -12,9 +12,12 @@ pub fn authorize(principal: Option<&Principal>, required: &[String]) -> Result<(
     }
     let held = principal.map_or(&[][..], |p| p.scopes.as_slice());
     if required.iter().all(|r| held.iter().any(|h| h == r)) {
-        Ok(())
-    } else {
-        Err(AuthError::InsufficientScope(required.join(" ")))
+        return Ok(());
+    }
+    let required = required.join(" ");
+    match principal.map(|p| p.method) {
+        Some(AuthMethod::ApiKey) => Err(AuthError::AppScopeMissing(required)),
+        _ => Err(AuthError::InsufficientScope(required)),
     }
 }
 

@@ -157,10 +157,20 @@ impl Reject {
     }
 }
 
+/// The challenge of API-key routes.
+const API_KEY_CHALLENGE: &str = "ApiKey header=\"X-API-Key\", client_id_header=\"X-Client-ID\"";
+
 impl Problem {
-    /// Adds `WWW-Authenticate` for bearer failures (RFC 6750 section 3).
+    /// Adds `WWW-Authenticate` to credential failures: the Bearer challenges of RFC 6750
+    /// section 3, and for API-key 401s an `ApiKey` challenge naming the headers to send (a 401
+    /// must carry a challenge, RFC 9110 section 15.5.2; there is no registered API-key scheme).
     fn tap_www_authenticate(self, reject: &Reject, name: http::HeaderName) -> Self {
         let value = match reject {
+            Reject::Auth(
+                AuthError::MissingApiKey
+                | AuthError::MissingClientId
+                | AuthError::InvalidCredentials,
+            ) => API_KEY_CHALLENGE.to_string(),
             Reject::Auth(AuthError::MissingAuthorization) => "Bearer".to_string(),
             Reject::Auth(AuthError::InvalidAuthorizationFormat) => {
                 "Bearer error=\"invalid_request\"".to_string()
@@ -201,6 +211,11 @@ fn auth_problem(e: &AuthError) -> Problem {
             S::FORBIDDEN,
             "insufficient_scope",
             format!("The access token lacks a required scope. Required: {scopes}."),
+        ),
+        AuthError::AppScopeMissing(scopes) => Problem::new(
+            S::FORBIDDEN,
+            "insufficient_scope",
+            format!("This app lacks a required scope. Required: {scopes}."),
         ),
         AuthError::MissingApiKey => Problem::new(
             S::UNAUTHORIZED,
