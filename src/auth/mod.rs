@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName};
 use thiserror::Error;
 
 pub use api_key::{AppRegistry, generate_api_key, hash_secret};
@@ -133,9 +133,9 @@ pub enum AuthError {
 }
 
 /// Header carrying the API key.
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// Header carrying the API client id.
-pub const CLIENT_ID_HEADER: &str = "x-client-id";
+pub const CLIENT_ID_HEADER: HeaderName = HeaderName::from_static("x-client-id");
 
 /// Longest a verified token stays cached, seconds, even if its `exp` is later (bounds how long a
 /// key removed from a JWKS keeps admitting tokens it signed).
@@ -536,7 +536,7 @@ static B64TOKEN: [bool; 256] = {
 
 /// `None` when the header is absent or empty; `Some(None)` when it is sent twice or is not
 /// UTF-8; otherwise the trimmed value.
-fn single_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<Option<&'h str>> {
+fn single_value(headers: &HeaderMap, name: HeaderName) -> Option<Option<&str>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     let text = first.to_str().ok().map(str::trim);
