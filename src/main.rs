@@ -153,7 +153,7 @@ fn check(file: &std::path::Path) -> ExitCode {
         }
     };
     let _guard = rt.enter();
-    match config::load(file, &Shared::new(SystemClock::shared())) {
+    match config::load(file, &Shared::for_check(SystemClock::shared())) {
         Ok(_) => {
             println!("{}: OK", file.display());
             ExitCode::SUCCESS

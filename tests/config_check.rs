@@ -77,3 +77,63 @@ fn toml_syntax_errors_are_located() {
     assert_eq!(code, 1);
     assert!(err.contains("bad.toml:2:"), "{err}");
 }
+
+/// `check` validates `[oauth]` without opening its store, so it works beside a running gateway
+/// (which holds the store file's lock) — the check-then-SIGHUP workflow.
+#[test]
+fn check_works_while_a_gateway_holds_the_oauth_store() {
+    let dir = std::env::temp_dir().join(format!("portcullis-check-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(dir.join("signing.pem"), key.serialize_pem()).unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[classes.oauth]
+errors = "oauth"
+
+[upstreams.tokens]
+kind = "oauth"
+
+[oauth]
+issuer = "https://auth.example"
+audience = "partner-api"
+store = "state/portcullis.db"
+
+[[oauth.signing_keys]]
+kid = "k1"
+private_key_file = "signing.pem"
+active = true
+
+[[routes]]
+path = "/oauth2/"
+class = "oauth"
+upstream = "tokens"
+"#,
+    )
+    .unwrap();
+    // Hold the store the way `serve` does.
+    let _held = portcullis::store::EmbeddedStore::open(&dir.join("state/portcullis.db")).unwrap();
+    assert!(
+        portcullis::store::EmbeddedStore::open(&dir.join("state/portcullis.db")).is_err(),
+        "the store file is locked while open"
+    );
+    let (code, out, err) = run(&["check", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.ends_with(": OK\n"), "stdout: {out}");
+
+    // A real mistake in [oauth] is still reported.
+    let broken = std::fs::read_to_string(&config).unwrap().replace(
+        "private_key_file = \"signing.pem\"",
+        "private_key_file = \"missing.pem\"",
+    );
+    std::fs::write(&config, broken).unwrap();
+    let (code, _, err) = run(&["check", config.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("oauth.signing_keys[0]"), "stderr: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,6 +31,8 @@ pub struct Shared {
     pub oauth: Arc<Mutex<Option<Arc<TokenService>>>>,
     /// Rolling-window counters, created by the first compile with its `[rate_limit]` settings.
     pub limiter: Arc<OnceLock<Arc<MemoryLimiter>>>,
+    /// Compiling for `portcullis check`: validate everything, open no state files.
+    pub check_only: bool,
 }
 
 impl Shared {
@@ -42,6 +44,15 @@ impl Shared {
             pools: Arc::new(Pools::default()),
             oauth: Arc::new(Mutex::new(None)),
             limiter: Arc::new(OnceLock::new()),
+            check_only: false,
+        }
+    }
+
+    /// Shared state for `portcullis check`: nothing that takes a file lock is opened.
+    pub fn for_check(clock: SharedClock) -> Self {
+        Self {
+            check_only: true,
+            ..Self::new(clock)
         }
     }
 
@@ -176,6 +187,12 @@ pub fn compile(
         .limiter
         .get_or_init(|| Arc::new(MemoryLimiter::new(settings, shared.clock.clone())))
         .clone();
+    if limiter.settings() != settings {
+        tracing::warn!(
+            "[rate_limit] changed; the running limiter keeps its settings until a restart \
+             (its counters outlive reloads)"
+        );
+    }
     if let Ok(mut last) = shared.oauth.lock() {
         last.clone_from(&oauth);
     }
@@ -197,6 +214,9 @@ fn token_service(
     shared: &Shared,
     d: &mut Diagnostics,
 ) -> Option<Arc<TokenService>> {
+    if shared.check_only {
+        return TokenService::check(raw, d, shared.clock.clone()).map(Arc::new);
+    }
     let hook = Some(shared.revocation_hook());
     let previous = shared.oauth.lock().ok().and_then(|g| g.clone());
     let svc = match previous {

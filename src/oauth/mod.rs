@@ -111,6 +111,25 @@ impl TokenService {
         Some(Self::with_store(settings, Arc::new(store), clock, hook))
     }
 
+    /// Compiles `[oauth]` for `portcullis check`: every setting is validated, but the store file
+    /// is not opened (a running gateway holds its lock); an in-memory store stands in for it.
+    pub fn check(raw: &RawConfig, diags: &mut Diagnostics<'_>, clock: SharedClock) -> Option<Self> {
+        let oauth = raw.oauth.as_ref()?;
+        let settings = settings::compile(oauth, diags)?;
+        match EmbeddedStore::in_memory() {
+            Ok(store) => Some(Self::with_store(settings, Arc::new(store), clock, None)),
+            Err(e) => {
+                diags.push(
+                    Some(oauth.store.span()),
+                    "oauth.store",
+                    format!("cannot create a scratch store: {e}"),
+                    "report this as a bug",
+                );
+                None
+            }
+        }
+    }
+
     /// Builds the service from a reloaded config, keeping this service's open store (the store
     /// file is locked while open, so a reload must not reopen it). A changed `oauth.store` path
     /// is reported and refused: moving the store needs a restart.

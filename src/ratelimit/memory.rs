@@ -131,6 +131,11 @@ impl std::fmt::Debug for MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// The settings this limiter was built with (`[rate_limit]` of the first config).
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
     /// An empty limiter reading time from `clock`.
     pub fn new(settings: Settings, clock: SharedClock) -> Self {
         Self {

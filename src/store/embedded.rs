@@ -73,6 +73,10 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let db = Database::create(path).map_err(err)?;
+        Self::with_tables(db)
+    }
+
+    fn with_tables(db: Database) -> StoreResult<Self> {
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(err)?;
         {
@@ -84,6 +88,15 @@ impl EmbeddedStore {
         }
         txn.commit().map_err(err)?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// A store that lives in memory only (`portcullis check`, which must not take the file's
+    /// lock from a running gateway).
+    pub fn in_memory() -> StoreResult<Self> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(err)?;
+        Self::with_tables(db)
     }
 
     /// Runs `f` in one write transaction on the blocking pool and commits (fsync) if it succeeds.
