@@ -15,6 +15,8 @@ use crate::config::{self, Diagnostic, Shared, Snapshot};
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often expired token-store records are deleted.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often idle upstream connections past their idle timeout are closed.
+const POOL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The gateway: snapshot + shared state.
 #[derive(Debug)]
@@ -77,6 +79,15 @@ impl Gateway {
         snap.auth.start().await;
         snap.limiter.spawn_sweeper(SWEEP_EVERY);
         crate::metrics::spawn_upkeep();
+        let pools = Arc::downgrade(&self.shared.pools);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(POOL_SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                let Some(pools) = pools.upgrade() else { return };
+                pools.evict_idle();
+            }
+        });
         if let Some(svc) = &snap.oauth {
             match svc.revoked_jtis().await {
                 Ok(list) => list

@@ -31,6 +31,8 @@ struct RawUpstream {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// Connections the gateway closed (or that ended).
+    closed: Arc<AtomicUsize>,
 }
 
 async fn raw_upstream(mode: Mode) -> RawUpstream {
@@ -38,17 +40,23 @@ async fn raw_upstream(mode: Mode) -> RawUpstream {
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
-    let (acc, reqs) = (accepted.clone(), requests.clone());
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (acc, reqs, done) = (accepted.clone(), requests.clone(), closed.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             acc.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve_raw(stream, mode, reqs.clone()));
+            let (reqs, done) = (reqs.clone(), done.clone());
+            tokio::spawn(async move {
+                serve_raw(stream, mode, reqs).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
         }
     });
     RawUpstream {
         addr,
         accepted,
         requests,
+        closed,
     }
 }
 
@@ -110,6 +118,10 @@ async fn slow_large(s: &mut TcpStream) -> bool {
 }
 
 fn config(idle_per_host: usize) -> String {
+    config_with(idle_per_host, "90s")
+}
+
+fn config_with(idle_per_host: usize, idle_timeout: &str) -> String {
     format!(
         r#"
 [server]
@@ -120,6 +132,7 @@ default_class = "open"
 upstream_response_timeout = "2s"
 upstream_connect_timeout = "500ms"
 upstream_pool_idle_per_host = {idle_per_host}
+upstream_pool_idle_timeout = "{idle_timeout}"
 
 [classes.open]
 errors = "partner"
@@ -241,5 +254,28 @@ async fn head_and_no_body_responses_keep_the_connection() {
     }
     assert_eq!(up.requests.load(Ordering::SeqCst), 8);
     assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_past_the_idle_timeout_are_closed_and_not_reused() {
+    let up = raw_upstream(Mode::KeepAlive).await;
+    let gw = gateway(&config_with(64, "300ms"), Some(up.addr)).await;
+    let c = client();
+    assert_eq!(c.get(gw.url("/a")).send().await.unwrap().status(), 200);
+    assert_eq!(up.closed.load(Ordering::SeqCst), 0, "kept while fresh");
+    // The sweep (every second) closes it once it has idled past 300 ms, with no new request.
+    let mut waited = 0;
+    while up.closed.load(Ordering::SeqCst) == 0 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        up.closed.load(Ordering::SeqCst),
+        1,
+        "idle connection not closed"
+    );
+    assert_eq!(c.get(gw.url("/b")).send().await.unwrap().status(), 200);
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
     gw.stop().await;
 }

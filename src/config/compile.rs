@@ -139,6 +139,7 @@ pub fn compile(
     let settings = PoolSettings {
         connect_timeout: v.limits.upstream_connect_timeout,
         idle_per_host: v.limits.upstream_pool_idle_per_host,
+        idle_timeout: v.limits.upstream_pool_idle_timeout,
     };
     let mut targets = Vec::with_capacity(v.upstreams.len());
     for u in &v.upstreams {

@@ -92,6 +92,8 @@ pub struct Limits {
     pub upstream_response_timeout: Option<SString>,
     /// Idle keep-alive connections kept per upstream.
     pub upstream_pool_idle_per_host: Option<usize>,
+    /// How long an idle upstream connection is kept, e.g. `"90s"`.
+    pub upstream_pool_idle_timeout: Option<SString>,
 }
 
 /// `[admin]`

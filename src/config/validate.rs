@@ -35,6 +35,8 @@ pub struct Limits {
     pub upstream_response_timeout: Duration,
     /// Idle pooled connections per upstream (default 64).
     pub upstream_pool_idle_per_host: usize,
+    /// How long an idle pooled connection is kept (default 90 s).
+    pub upstream_pool_idle_timeout: Duration,
 }
 
 /// A route class.
@@ -355,6 +357,12 @@ fn limits(raw: &raw::Limits, d: &mut Diagnostics) -> Limits {
         )
         .unwrap_or(Duration::from_secs(30)),
         upstream_pool_idle_per_host: raw.upstream_pool_idle_per_host.unwrap_or(64),
+        upstream_pool_idle_timeout: opt_duration(
+            &raw.upstream_pool_idle_timeout,
+            "limits.upstream_pool_idle_timeout",
+            d,
+        )
+        .unwrap_or(Duration::from_secs(90)),
     }
 }
 

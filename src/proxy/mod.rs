@@ -22,9 +22,6 @@ use crate::error::Reject;
 use body::Body;
 use pool::{ConnPool, PooledBody};
 
-/// How long an idle upstream connection may wait for its next request.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// A pooled client bound to one upstream base URL.
 #[derive(Clone)]
 pub struct Upstream {
@@ -52,6 +49,8 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// Idle connections kept per host.
     pub idle_per_host: usize,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
 }
 
 /// Upstream clients by (base URL, settings), shared across config reloads.
@@ -61,6 +60,13 @@ pub struct Pools {
 }
 
 impl Pools {
+    /// Closes idle connections past their pool's idle timeout, or closed by their upstream.
+    pub fn evict_idle(&self) {
+        for entry in self.clients.iter() {
+            entry.value().pool.evict_idle();
+        }
+    }
+
     /// The client for `base`, created on first use.
     pub fn get(&self, base: &Uri, settings: PoolSettings) -> Result<Upstream, String> {
         let key = (base.to_string(), settings);
@@ -99,7 +105,7 @@ impl Upstream {
             .path_and_query("/")
             .build()
             .map_err(|e| format!("upstream URL: {e}"))?;
-        let pool = ConnPool::new(https, dst, s.idle_per_host, IDLE_TIMEOUT);
+        let pool = ConnPool::new(https, dst, s.idle_per_host, s.idle_timeout);
         let base_path = base.path().trim_end_matches('/').to_string();
         Ok(Self {
             pool: Arc::new(pool),

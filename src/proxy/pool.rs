@@ -3,7 +3,8 @@
 //! A connection is checked out for one exchange and comes back when the response body has been
 //! read to its end (`PooledBody`). A body dropped before its end takes its connection down with
 //! it: HTTP/1.1 cannot abandon a response midway. Idle connections that outlived the idle timeout
-//! or were closed by the upstream are discarded at checkout. A request that could not even be
+//! or were closed by the upstream are discarded at checkout, and by a sweep every second
+//! (`Pools::evict_idle`, started with the gateway). A request that could not even be
 //! written on a reused connection (closed under us) is retried once on a new connection; nothing
 //! is retried once any of it was sent.
 //!
@@ -81,6 +82,14 @@ impl ConnPool {
                 }
                 _ => Err(failed(e.into_error())),
             },
+        }
+    }
+
+    /// Drops idle connections past the idle timeout or closed by the upstream (the sweeper
+    /// calls this; checkout applies the same rule to the connection it takes).
+    pub fn evict_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|c| c.since.elapsed() <= self.idle_timeout && !c.tx.is_closed());
         }
     }
 
