@@ -52,3 +52,127 @@ async fn serves_http1_and_h2_over_tls() {
     assert!(!resp.starts_with("HTTP/1.1 200"));
     assert_eq!(up.count(), before);
 }
+
+/// An HTTPS upstream whose certificate comes from a private CA (minted here): it answers 200
+/// with a fixed body over HTTP/1.1.
+async fn private_ca_upstream(dir: &std::path::Path) -> std::net::SocketAddr {
+    use hyper_util::rt::TokioIo;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let srv_key = rcgen::KeyPair::generate().unwrap();
+    let srv_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&srv_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("internal-ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("upstream.pem"), srv_cert.pem()).unwrap();
+    std::fs::write(dir.join("upstream.key"), srv_key.serialize_pem()).unwrap();
+    let acceptor =
+        portcullis::server::tls::acceptor(&dir.join("upstream.pem"), &dir.join("upstream.key"))
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"over private TLS")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_upstream_with_a_private_ca_needs_its_ca_file() {
+    portcullis::install_crypto();
+    let dir = temp_dir("upstream-ca");
+    let up = private_ca_upstream(&dir).await;
+    let config = |ca: &str| {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+default_class = "user"
+
+[limits]
+upstream_response_timeout = "2s"
+upstream_connect_timeout = "1s"
+
+[classes.user]
+errors = "partner"
+
+[upstreams.internal]
+url = "https://{up}"
+{ca}
+
+[[routes]]
+path = "/"
+class = "user"
+upstream = "internal"
+"#
+        )
+    };
+    // Trusting the private CA: the exchange goes through, over TLS.
+    let ca_line = format!("ca_file = \"{}/internal-ca.pem\"", dir.display());
+    let gw = gateway(&config(&ca_line), None).await;
+    let resp = client().get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "over private TLS");
+    gw.stop().await;
+    // With the public roots only, the upstream's certificate is refused: 502, not a bypass.
+    let gw = gateway(&config(""), None).await;
+    let resp = client().get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    gw.stop().await;
+}
+
+#[test]
+fn ca_file_on_a_plain_http_upstream_is_a_config_error() {
+    let dir = temp_dir("ca-on-http");
+    std::fs::write(dir.join("ca.pem"), "").unwrap();
+    let text = r#"
+[server]
+listen = "127.0.0.1:0"
+default_class = "user"
+[classes.user]
+errors = "partner"
+[upstreams.app]
+url = "http://127.0.0.1:9"
+ca_file = "ca.pem"
+[[routes]]
+path = "/"
+class = "user"
+upstream = "app"
+"#;
+    let path = dir.join("portcullis.toml");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let shared = portcullis::config::Shared::new(portcullis::clock::SystemClock::shared());
+    let err = portcullis::config::load_str(
+        portcullis::config::Source::new(&path, text.to_string()),
+        &shared,
+    )
+    .unwrap_err();
+    let all: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+    assert!(
+        all.iter().any(|d| d.contains("upstreams.app.ca_file") && d.contains("only to an https upstream")),
+        "{all:?}"
+    );
+}

@@ -146,18 +146,20 @@ pub fn compile(
         let t = match &u.target {
             UpstreamTarget::Echo => Target::Echo,
             UpstreamTarget::OAuth => Target::OAuth,
-            UpstreamTarget::Http(uri) => match shared.pools.get(uri, settings) {
-                Ok(up) => Target::Http(Box::new(up)),
-                Err(e) => {
-                    d.push(
-                        None,
-                        format!("upstreams.{}", u.name),
-                        e,
-                        "check the upstream URL",
-                    );
-                    Target::Echo
+            UpstreamTarget::Http(uri) => {
+                match shared.pools.get(uri, u.ca_file.as_deref(), settings) {
+                    Ok(up) => Target::Http(Box::new(up)),
+                    Err(e) => {
+                        d.push(
+                            None,
+                            format!("upstreams.{}", u.name),
+                            e,
+                            "check the upstream URL and its ca_file",
+                        );
+                        Target::Echo
+                    }
                 }
-            },
+            }
         };
         targets.push(t);
     }

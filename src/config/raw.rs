@@ -122,6 +122,9 @@ pub struct Upstream {
     pub kind: Option<SString>,
     /// Base URL for `http` upstreams, e.g. `"http://127.0.0.1:9001"`.
     pub url: Option<SString>,
+    /// PEM file of the CA certificates trusted for an `https` upstream (instead of the public
+    /// web roots), e.g. an internal CA.
+    pub ca_file: Option<SString>,
 }
 
 /// `[[routes]]`

@@ -68,6 +68,8 @@ pub struct UpstreamSpec {
     pub name: String,
     /// Target.
     pub target: UpstreamTarget,
+    /// CA certificates (PEM) trusted for an `https` upstream instead of the public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A route.
@@ -184,7 +186,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         }
         None => Some(0),
     };
-    let upstreams = upstreams(&raw.upstreams, d);
+    let upstreams = upstreams(&raw.upstreams, &base, d);
     let routes = routes(raw, &classes, &upstreams, &limits, d);
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
@@ -414,6 +416,7 @@ fn classes(raw: &BTreeMap<String, Spanned<raw::Class>>, d: &mut Diagnostics) -> 
 
 fn upstreams(
     raw: &BTreeMap<String, Spanned<raw::Upstream>>,
+    base: &std::path::Path,
     d: &mut Diagnostics,
 ) -> Vec<UpstreamSpec> {
     raw.iter()
@@ -463,9 +466,23 @@ fn upstreams(
                     UpstreamTarget::Echo
                 }
             };
+            let ca_file = u_ref.ca_file.as_ref().map(|ca| {
+                let https =
+                    matches!(&target, UpstreamTarget::Http(u) if u.scheme_str() == Some("https"));
+                if !https {
+                    d.push(
+                        span(ca),
+                        format!("{key}.ca_file"),
+                        "ca_file applies only to an https upstream",
+                        "remove `ca_file`, or use an https:// url",
+                    );
+                }
+                existing_file(ca, &format!("{key}.ca_file"), base, d)
+            });
             UpstreamSpec {
                 name: name.clone(),
                 target,
+                ca_file,
             }
         })
         .collect()

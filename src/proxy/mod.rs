@@ -10,6 +10,7 @@ pub mod echo;
 pub mod headers;
 pub mod pool;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use dashmap::DashMap;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use crate::error::Reject;
 use body::Body;
@@ -53,10 +56,10 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
-/// Upstream clients by (base URL, settings), shared across config reloads.
+/// Upstream clients by (base URL, CA file, settings), shared across config reloads.
 #[derive(Debug, Default)]
 pub struct Pools {
-    clients: DashMap<(String, PoolSettings), Upstream>,
+    clients: DashMap<(String, Option<PathBuf>, PoolSettings), Upstream>,
 }
 
 impl Pools {
@@ -67,31 +70,39 @@ impl Pools {
         }
     }
 
-    /// The client for `base`, created on first use.
-    pub fn get(&self, base: &Uri, settings: PoolSettings) -> Result<Upstream, String> {
-        let key = (base.to_string(), settings);
+    /// The client for `base` (trusting `ca_file`'s CAs when given), created on first use. A
+    /// reload that rewrites the CA file under the same path keeps the running pool's trust.
+    pub fn get(
+        &self,
+        base: &Uri,
+        ca_file: Option<&Path>,
+        settings: PoolSettings,
+    ) -> Result<Upstream, String> {
+        let key = (base.to_string(), ca_file.map(Path::to_path_buf), settings);
         if let Some(u) = self.clients.get(&key) {
             return Ok(u.clone());
         }
-        let u = Upstream::new(base, settings)?;
+        let u = Upstream::new(base, ca_file, settings)?;
         self.clients.insert(key, u.clone());
         Ok(u)
     }
 }
 
 impl Upstream {
-    fn new(base: &Uri, s: PoolSettings) -> Result<Self, String> {
+    fn new(base: &Uri, ca_file: Option<&Path>, s: PoolSettings) -> Result<Self, String> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(s.connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
         let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| format!("TLS setup failed: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match ca_file {
+            None => builder
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| format!("TLS setup failed: {e}"))?,
+            Some(path) => builder.with_tls_config(tls_with_ca(path, provider)?),
+        };
+        let https = builder.https_or_http().enable_http1().wrap_connector(http);
         let scheme = base.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = base
             .authority()
@@ -153,6 +164,32 @@ impl Upstream {
     pub fn idle_connections(&self) -> usize {
         self.pool.idle_count()
     }
+}
+
+/// A TLS client config trusting only the CA certificates in `path` (PEM).
+fn tls_with_ca(
+    path: &Path,
+    provider: rustls::crypto::CryptoProvider,
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{}: no certificate found", path.display()));
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// Why forwarding failed.
