@@ -24,6 +24,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod oauth;
+pub mod outbound_tls;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;

@@ -35,6 +35,14 @@ impl Jwks {
 }
 
 async fn serve(jwks: Arc<Jwks>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    serve_on(jwks, None).await
+}
+
+/// The JWKS server, over TLS when `tls` is given.
+async fn serve_on(
+    jwks: Arc<Jwks>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -44,6 +52,7 @@ async fn serve(jwks: Arc<Jwks>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 break;
             };
             let jwks = jwks.clone();
+            let tls = tls.clone();
             conns.spawn(async move {
                 let svc = service_fn(move |_req| {
                     let jwks = jwks.clone();
@@ -64,9 +73,19 @@ async fn serve(jwks: Arc<Jwks>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
                         )
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let builder = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => drop(builder.serve_connection(TokioIo::new(stream), svc).await),
+                    // ALPN offers h2 and http/1.1, as an IdP would: serve whichever was chosen.
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let auto = hyper_util::server::conn::auto::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            );
+                            drop(auto.serve_connection(TokioIo::new(tls), svc).await);
+                        }
+                    }
+                }
             });
         }
     });
@@ -325,4 +344,64 @@ async fn jwks_keys_are_bound_to_their_algorithm() {
         &claims(),
     );
     assert!(!ok(&auth, &hs).await);
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, written to `dir`; the acceptor.
+fn private_ca_acceptor(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let srv_key = rcgen::KeyPair::generate().unwrap();
+    let srv_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&srv_key, &issuer)
+        .unwrap();
+    write(dir, "internal-ca.pem", ca_cert.pem());
+    write(dir, "idp.pem", srv_cert.pem());
+    write(dir, "idp.key", srv_key.serialize_pem());
+    portcullis::server::tls::acceptor(&dir.join("idp.pem"), &dir.join("idp.key")).unwrap()
+}
+
+#[tokio::test]
+async fn https_jwks_of_a_private_idp_needs_its_ca_file() {
+    let dir = temp_dir("jwks-ca");
+    let es = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let jwks = Arc::new(Jwks::default());
+    jwks.set_keys(vec![ec_jwk(&es, "es", "ES256", "P-256")]);
+    let (addr, _server) = serve_on(jwks.clone(), Some(private_ca_acceptor(&dir))).await;
+    let token = mint(Algorithm::ES256, Some("es"), &es.encoding, &claims());
+    let cfg = |ca: &str| {
+        format!(
+            "[jwt]\nissuers = [\"https://issuer.test\"]\n[[jwt.jwks]]\nurl = \"https://{addr}/jwks.json\"\n{ca}\n"
+        )
+    };
+    // Trusting the IdP's CA: the keys are fetched over TLS and the token verifies.
+    let (_clock, state) = state();
+    let auth = build(&dir, &cfg("ca_file = \"internal-ca.pem\""), &state);
+    auth.start().await;
+    assert!(ok(&auth, &token).await);
+    assert!(jwks.hits() >= 1);
+    // With the public roots only, the TLS handshake fails: no keys, the token is refused.
+    let hits = jwks.hits();
+    let (_clock, state2) = auth_support::state();
+    let auth = build(&dir, &cfg(""), &state2);
+    auth.start().await;
+    assert!(!ok(&auth, &token).await);
+    assert_eq!(jwks.hits(), hits, "no request got past the handshake");
+    // A ca_file on a plain-http URL, or one that holds no certificate, is a config error.
+    write(&dir, "empty.pem", "");
+    let http = cfg("ca_file = \"internal-ca.pem\"").replace("https://", "http://");
+    let errs = try_build(&dir, &http, &state2).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("jwt.jwks[0].ca_file") && e.contains("only to an https")),
+        "{errs:?}"
+    );
+    let errs = try_build(&dir, &cfg("ca_file = \"empty.pem\""), &state2).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.contains("no certificate found")),
+        "{errs:?}"
+    );
 }

@@ -55,6 +55,8 @@ pub struct JwksSettings {
     pub max_refresh: Duration,
     /// Minimum time between unknown-kid refetches.
     pub unknown_kid_cooldown: Duration,
+    /// CA certificates trusted for this URL instead of the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for JwksSettings {
@@ -65,6 +67,7 @@ impl Default for JwksSettings {
             min_refresh: Duration::from_secs(30),
             max_refresh: Duration::from_secs(3600),
             unknown_kid_cooldown: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 }
@@ -318,10 +321,13 @@ fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
         .next()
 }
 
-/// JWKS sources by URL; survives reloads inside `AuthState`.
+/// A source is one (URL, CA file) pair.
+type SourceKey = (String, Option<std::path::PathBuf>);
+
+/// JWKS sources by URL and CA file; survives reloads inside `AuthState`.
 #[derive(Default)]
 pub struct JwksRegistry {
-    sources: Mutex<HashMap<String, Weak<JwksSource>>>,
+    sources: Mutex<HashMap<SourceKey, Weak<JwksSource>>>,
     client: OnceLock<Option<HttpClient>>,
 }
 
@@ -332,6 +338,28 @@ impl std::fmt::Debug for JwksRegistry {
 }
 
 impl JwksRegistry {
+    /// The client for a source: the shared public-roots one, or one trusting `ca_file` only.
+    fn client_for(&self, ca_file: Option<&std::path::Path>) -> Option<HttpClient> {
+        let Some(path) = ca_file else {
+            return self.client();
+        };
+        match crate::outbound_tls::with_ca_file(path) {
+            Ok(tls) => {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .enable_http2()
+                    .build();
+                Some(Client::builder(TokioExecutor::new()).build(https))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "jwks client TLS setup failed");
+                None
+            }
+        }
+    }
+
     fn client(&self) -> Option<HttpClient> {
         self.client
             .get_or_init(|| {
@@ -352,7 +380,8 @@ impl JwksRegistry {
             .clone()
     }
 
-    /// The live source for `url` (settings updated to `settings`), or a new one.
+    /// The live source for `url` and its CA file (settings updated to `settings`), or a new
+    /// one: a changed `ca_file` gets a fresh source with a client trusting the new roots.
     pub(crate) fn source(
         &self,
         url: &str,
@@ -361,14 +390,15 @@ impl JwksRegistry {
     ) -> Arc<JwksSource> {
         let mut map = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, w| w.strong_count() > 0);
-        if let Some(src) = map.get(url).and_then(Weak::upgrade) {
+        let key = (url.to_string(), settings.ca_file.clone());
+        if let Some(src) = map.get(&key).and_then(Weak::upgrade) {
             *src.settings.lock().unwrap_or_else(|p| p.into_inner()) = settings;
             return src;
         }
         let src = Arc::new(JwksSource {
             url: url.to_string(),
             clock: clock.clone(),
-            client: self.client(),
+            client: self.client_for(settings.ca_file.as_deref()),
             settings: Mutex::new(settings),
             keys: ArcSwap::from_pointee(Vec::new()),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -382,14 +412,16 @@ impl JwksRegistry {
             unknown_kid_refetches: AtomicU64::new(0),
             unknown_kid_refusals: AtomicU64::new(0),
         });
-        map.insert(url.to_string(), Arc::downgrade(&src));
+        map.insert(key, Arc::downgrade(&src));
         src
     }
 
-    /// The live source for `url`, if any.
+    /// A live source for `url` (whatever its CA file), if any.
     pub fn get(&self, url: &str) -> Option<Arc<JwksSource>> {
         let map = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(url).and_then(Weak::upgrade)
+        map.iter()
+            .filter(|((u, _), _)| u == url)
+            .find_map(|(_, w)| w.upgrade())
     }
 }
 

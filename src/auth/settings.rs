@@ -182,6 +182,22 @@ pub(crate) fn jwks_settings(
             d.unknown_kid_cooldown,
             diags,
         ),
+        ca_file: j.ca_file.as_ref().map(|ca| {
+            let file = diags.source().base_dir().join(ca.get_ref());
+            let https = url.starts_with("https://");
+            let problem = if !https {
+                Some(("ca_file applies only to an https JWKS URL".to_string(), "remove `ca_file`, or use an https:// URL"))
+            } else {
+                crate::outbound_tls::with_ca_file(&file).err().map(|e| {
+                    (e, "point ca_file at a PEM file of CA certificates; relative paths are resolved against the config file's directory")
+                })
+            };
+            if let Some((why, fix)) = problem {
+                diags.push(Some(ca.span()), format!("{path}.ca_file"), why, fix);
+                ok = false;
+            }
+            file
+        }),
     };
     if settings.min_refresh > settings.max_refresh || settings.min_refresh.is_zero() {
         diags.push(

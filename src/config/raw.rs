@@ -223,6 +223,9 @@ pub struct Jwks {
     pub max_refresh: Option<SString>,
     /// Minimum time between refetches caused by unknown `kid`s (default `"30s"`).
     pub unknown_kid_cooldown: Option<SString>,
+    /// PEM file of the CA certificates trusted for an `https` JWKS URL instead of the public
+    /// roots (an internal identity provider).
+    pub ca_file: Option<SString>,
 }
 
 /// `[[apps]]`: an API-key client.

@@ -18,8 +18,6 @@ use dashmap::DashMap;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use crate::error::Reject;
 use body::Body;
@@ -100,7 +98,7 @@ impl Upstream {
             None => builder
                 .with_provider_and_webpki_roots(provider)
                 .map_err(|e| format!("TLS setup failed: {e}"))?,
-            Some(path) => builder.with_tls_config(tls_with_ca(path, provider)?),
+            Some(path) => builder.with_tls_config(crate::outbound_tls::with_ca_file(path)?),
         };
         let https = builder.https_or_http().enable_http1().wrap_connector(http);
         let scheme = base.scheme().cloned().unwrap_or(Scheme::HTTP);
@@ -164,32 +162,6 @@ impl Upstream {
     pub fn idle_connections(&self) -> usize {
         self.pool.idle_count()
     }
-}
-
-/// A TLS client config trusting only the CA certificates in `path` (PEM).
-fn tls_with_ca(
-    path: &Path,
-    provider: rustls::crypto::CryptoProvider,
-) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let certs =
-        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{}: no certificate found", path.display()));
-    }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }
 
 /// Why forwarding failed.
