@@ -1,6 +1,7 @@
 //! JWKS-backed bearer authentication against a real JWKS server on 127.0.0.1:0 that counts its hits.
 
 mod auth_support;
+mod pki;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -346,31 +347,13 @@ async fn jwks_keys_are_bound_to_their_algorithm() {
     assert!(!ok(&auth, &hs).await);
 }
 
-/// A private CA and a certificate for 127.0.0.1 signed by it, written to `dir`; the acceptor.
-fn private_ca_acceptor(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let srv_key = rcgen::KeyPair::generate().unwrap();
-    let srv_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&srv_key, &issuer)
-        .unwrap();
-    write(dir, "internal-ca.pem", ca_cert.pem());
-    write(dir, "idp.pem", srv_cert.pem());
-    write(dir, "idp.key", srv_key.serialize_pem());
-    portcullis::server::tls::acceptor(&dir.join("idp.pem"), &dir.join("idp.key")).unwrap()
-}
-
 #[tokio::test]
 async fn https_jwks_of_a_private_idp_needs_its_ca_file() {
     let dir = temp_dir("jwks-ca");
     let es = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256);
     let jwks = Arc::new(Jwks::default());
     jwks.set_keys(vec![ec_jwk(&es, "es", "ES256", "P-256")]);
-    let (addr, _server) = serve_on(jwks.clone(), Some(private_ca_acceptor(&dir))).await;
+    let (addr, _server) = serve_on(jwks.clone(), Some(pki::private_ca_acceptor(&dir, "idp"))).await;
     let token = mint(Algorithm::ES256, Some("es"), &es.encoding, &claims());
     let cfg = |ca: &str| {
         format!(

@@ -1,6 +1,7 @@
 //! TLS: a real certificate minted at test time; HTTP/1.1 and h2 negotiated by ALPN.
 
 mod common;
+mod pki;
 use common::*;
 
 fn mint_cert(dir: &std::path::Path) -> reqwest::Certificate {
@@ -57,22 +58,7 @@ async fn serves_http1_and_h2_over_tls() {
 /// with a fixed body over HTTP/1.1.
 async fn private_ca_upstream(dir: &std::path::Path) -> std::net::SocketAddr {
     use hyper_util::rt::TokioIo;
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let srv_key = rcgen::KeyPair::generate().unwrap();
-    let srv_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&srv_key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("internal-ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("upstream.pem"), srv_cert.pem()).unwrap();
-    std::fs::write(dir.join("upstream.key"), srv_key.serialize_pem()).unwrap();
-    let acceptor =
-        portcullis::server::tls::acceptor(&dir.join("upstream.pem"), &dir.join("upstream.key"))
-            .unwrap();
+    let acceptor = pki::private_ca_acceptor(dir, "upstream");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
