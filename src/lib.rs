@@ -32,6 +32,7 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod route;
 pub mod server;
+pub mod state;
 pub mod store;
 
 /// Installs the process-wide crypto providers (aws-lc-rs) for rustls and jsonwebtoken. Call once
