@@ -30,6 +30,16 @@ impl RedisServer {
 
     /// Starts redis-server; `aof` = `appendonly yes` with `appendfsync always`.
     pub async fn start_with(aof: bool) -> Self {
+        Self::start_on(free_port(), aof).await
+    }
+
+    /// A free loopback port nothing listens on (yet).
+    pub fn unused_port() -> u16 {
+        free_port()
+    }
+
+    /// Starts redis-server on `port`.
+    pub async fn start_on(port: u16, aof: bool) -> Self {
         let which = Command::new("sh")
             .args(["-c", "command -v redis-server"])
             .output()
@@ -44,7 +54,7 @@ impl RedisServer {
         let dir = std::env::temp_dir().join(format!("portcullis-redis-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut s = Self {
-            port: free_port(),
+            port,
             dir,
             aof,
             child: None,
