@@ -142,14 +142,9 @@ fn redis(raw: &RawState, base: &Path, d: &mut Diagnostics) -> Option<RedisSettin
         );
         return None;
     };
-    let info = connection_info(url, d)?;
-    let mut settings = info.redis_settings().clone();
-    if let Some(user) = &raw.username {
-        settings = settings.set_username(user.get_ref());
-    }
-    if let Some(pw) = &raw.password {
-        settings = settings.set_password(secret(pw, base, d)?);
-    }
+    // Every key is checked even when an earlier one is wrong, so `check` reports them all.
+    let info = connection_info(url, d);
+    let password = raw.password.as_ref().map(|pw| secret(pw, base, d));
     let prefix = prefix(raw.key_prefix.as_ref(), d);
     let timeout = duration(raw.timeout.as_ref(), "state.timeout", DEFAULT_TIMEOUT, d);
     let connect_timeout = duration(
@@ -171,6 +166,14 @@ fn redis(raw: &RawState, base: &Path, d: &mut Diagnostics) -> Option<RedisSettin
             Startup::Retry
         }
     };
+    let info = info?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(user) = &raw.username {
+        settings = settings.set_username(user.get_ref());
+    }
+    if let Some(pw) = password {
+        settings = settings.set_password(pw?);
+    }
     Some(RedisSettings {
         url: url.get_ref().clone(),
         info: info.set_redis_settings(settings),
