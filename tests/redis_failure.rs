@@ -282,3 +282,52 @@ async fn startup_refuse_fails_when_redis_is_unreachable() {
     assert!(err.contains(&url) && err.contains("refuse"), "{err}");
     assert_eq!(h.ready().await, 503);
 }
+
+#[tokio::test]
+async fn oom_and_readonly_answers_follow_the_failure_mode_and_are_counted() {
+    let redis = RedisServer::start().await;
+    let h = harness(&redis.url(), "closed", "retry").await;
+    h.wait_ready(200).await;
+    assert_eq!(h.burst(1).await[0].0, 200);
+    let metrics = portcullis::metrics::handle().expect("recorder");
+
+    let _: String = redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]).await;
+    for (status, took, r) in h.burst(3).await {
+        assert_eq!(status, 503, "OOM: closed refuses");
+        assert!(took < Duration::from_millis(TIMEOUT_MS + SLACK_MS));
+        assert_eq!(json(r).await["code"], "service_unavailable");
+    }
+    let _: String = redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert_eq!(
+        h.burst(1).await[0].0,
+        200,
+        "back as soon as Redis accepts writes"
+    );
+
+    let port = RedisServer::unused_port().to_string();
+    let _: String = redis.cmd(&["REPLICAOF", "127.0.0.1", &port]).await;
+    let answers = h.burst(3).await;
+    assert!(
+        answers.iter().all(|a| a.0 == 503),
+        "READONLY: closed refuses"
+    );
+    let _: String = redis.cmd(&["REPLICAOF", "NO", "ONE"]).await;
+    assert_eq!(h.burst(1).await[0].0, 200);
+    assert_eq!(
+        h.up.count(),
+        3,
+        "only the admitted requests reached the upstream"
+    );
+
+    let text = metrics.render();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("portcullis_state_errors_total")
+                && l.contains("op=\"rate_limit\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_ratelimit_fallbacks_total{mode=\"closed\"}"),
+        "{text}"
+    );
+}
