@@ -57,6 +57,7 @@ fn limiters(rt: &tokio::runtime::Runtime, port: u16) -> (Limiter, Limiter) {
         url,
         prefix: "bench:".into(),
         timeout: Duration::from_millis(200),
+        store_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
         startup: Startup::Retry,
     };

@@ -173,6 +173,7 @@ async fn redis_store(server: &RedisServer) -> (Arc<RedisState>, RedisStore) {
         url,
         prefix: "st:".into(),
         timeout: Duration::from_millis(500),
+        store_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_secs(1),
         startup: Startup::Retry,
     })

@@ -88,7 +88,7 @@ impl RedisState {
         let client = redis::Client::open(settings.info.clone()).map_err(|e| e.to_string())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout.max(settings.store_timeout)))
             .set_number_of_retries(1)
             .set_min_delay(RETRY_MIN)
             .set_max_delay(RETRY_MAX);
@@ -145,10 +145,32 @@ impl RedisState {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        self.call_within(op, self.settings.timeout, f).await
+    }
+
+    /// Runs one token-store operation, bounded by `state.store_timeout`.
+    pub async fn call_store<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StateError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.call_within(op, self.settings.store_timeout, f).await
+    }
+
+    async fn call_within<T, F, Fut>(
+        &self,
+        op: &'static str,
+        bound: Duration,
+        f: F,
+    ) -> Result<T, StateError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         if self.health.load(Ordering::Acquire) == DOWN {
             return Err(self.failed(op, StateError::Down));
         }
-        let err = match tokio::time::timeout(self.settings.timeout, f(self.conn.clone())).await {
+        let err = match tokio::time::timeout(bound, f(self.conn.clone())).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => {
                 if connection_failure(&e) {
@@ -158,7 +180,7 @@ impl RedisState {
             }
             Err(_) => {
                 self.mark_down();
-                StateError::Timeout(self.settings.timeout)
+                StateError::Timeout(bound)
             }
         };
         Err(self.failed(op, err))

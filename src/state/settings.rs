@@ -18,6 +18,8 @@ use crate::config::units::parse_duration;
 pub const DEFAULT_PREFIX: &str = "portcullis:";
 /// Default bound on one Redis operation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default bound on one token-store operation (a durable write waits for Redis's fsync).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default bound on opening a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -37,6 +39,8 @@ pub struct RawState {
     pub key_prefix: Option<Spanned<String>>,
     /// Bound on one operation (e.g. `"50ms"`); past it the class's `on_backend_error` applies.
     pub timeout: Option<Spanned<String>>,
+    /// Bound on one token-store operation (e.g. `"1s"`).
+    pub store_timeout: Option<Spanned<String>>,
     /// Bound on opening a connection (e.g. `"1s"`).
     pub connect_timeout: Option<Spanned<String>>,
     /// `"retry"` (default: serve, not ready, reconnect with backoff) or `"refuse"`.
@@ -61,8 +65,10 @@ pub struct RedisSettings {
     pub info: redis::ConnectionInfo,
     /// Key prefix.
     pub prefix: String,
-    /// Bound on one operation.
+    /// Bound on one limiter check or revocation poll.
     pub timeout: Duration,
+    /// Bound on one token-store operation.
+    pub store_timeout: Duration,
     /// Bound on opening a connection.
     pub connect_timeout: Duration,
     /// Start-up policy.
@@ -147,6 +153,12 @@ fn redis(raw: &RawState, base: &Path, d: &mut Diagnostics) -> Option<RedisSettin
     let password = raw.password.as_ref().map(|pw| secret(pw, base, d));
     let prefix = prefix(raw.key_prefix.as_ref(), d);
     let timeout = duration(raw.timeout.as_ref(), "state.timeout", DEFAULT_TIMEOUT, d);
+    let store_timeout = duration(
+        raw.store_timeout.as_ref(),
+        "state.store_timeout",
+        DEFAULT_STORE_TIMEOUT,
+        d,
+    );
     let connect_timeout = duration(
         raw.connect_timeout.as_ref(),
         "state.connect_timeout",
@@ -179,6 +191,7 @@ fn redis(raw: &RawState, base: &Path, d: &mut Diagnostics) -> Option<RedisSettin
         info: info.set_redis_settings(settings),
         prefix,
         timeout,
+        store_timeout,
         connect_timeout,
         startup,
     })

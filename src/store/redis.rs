@@ -239,7 +239,7 @@ impl RedisStore {
         let prefix = self.state.oauth_key("");
         Box::pin(async move {
             self.state
-                .call(op, |mut conn| async move {
+                .call_store(op, |mut conn| async move {
                     let script = pick(&scripts);
                     let mut inv = script.arg(prefix);
                     for a in args {
@@ -330,7 +330,7 @@ impl Store for RedisStore {
         let key = self.state.oauth_key(&format!("code:{hash}"));
         Box::pin(async move {
             self.state
-                .call("store_put_code", |mut conn| async move {
+                .call_store("store_put_code", |mut conn| async move {
                     redis::pipe()
                         .atomic()
                         .hset_multiple(
@@ -384,7 +384,7 @@ impl Store for RedisStore {
         let key = self.state.oauth_key(&format!("nonce:{nonce}"));
         Box::pin(async move {
             self.state
-                .call("store_use_nonce", |mut conn| async move {
+                .call_store("store_use_nonce", |mut conn| async move {
                     redis::cmd("SET")
                         .arg(&key)
                         .arg("1")
@@ -410,7 +410,7 @@ impl Store for RedisStore {
         let key = self.state.oauth_key(&format!("jti:{jti}"));
         Box::pin(async move {
             self.state
-                .call("store_is_jti_revoked", |mut conn| async move {
+                .call_store("store_is_jti_revoked", |mut conn| async move {
                     redis::cmd("EXISTS")
                         .arg(&key)
                         .query_async::<bool>(&mut conn)
@@ -426,7 +426,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let members: Vec<String> = self
                 .state
-                .call("store_revoked_jtis", |mut conn| async move {
+                .call_store("store_revoked_jtis", |mut conn| async move {
                     redis::cmd("ZRANGE")
                         .arg(&key)
                         .arg(0)
