@@ -121,6 +121,21 @@ async fn counted_in_redis(redis: &RedisServer) -> u64 {
         .sum()
 }
 
+/// Sends requests (bounded: 5 s) until one is admitted and counted in Redis: the gateway went
+/// back to Redis without a restart. A try may still fail while the connection is re-opened.
+async fn back_on_redis(h: &Harness, redis: &RedisServer, mode: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let before = counted_in_redis(redis).await;
+        let status = h.burst(1).await[0].0;
+        if status == 200 && counted_in_redis(redis).await > before {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{mode}: never back on Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -198,15 +213,10 @@ async fn failure_modes(mode: &str) {
     );
     redis.resume();
     h.wait_ready(200).await;
-    let back = h.burst(1).await;
-    assert_eq!(back[0].0, 200);
-    // 2 before, 1 now, and the one check that was in flight when Redis stopped: Redis ran it on
-    // SIGCONT although the gateway had stopped waiting (it errs on the strict side).
-    assert_eq!(
-        counted_in_redis(&redis).await,
-        4,
-        "{mode}: back on Redis after SIGCONT"
-    );
+    // At least the 2 from before (the check in flight when Redis stopped may be counted too:
+    // Redis runs it on SIGCONT although the gateway stopped waiting, erring on the strict side).
+    assert!(counted_in_redis(&redis).await >= 2);
+    back_on_redis(&h, &redis, mode).await;
 
     // SIGKILL: connection refused until the restart. The `local` instance's own window still
     // holds its 5 admissions, so a fresh instance shows the per-instance limit again.
@@ -225,13 +235,12 @@ async fn failure_modes(mode: &str) {
     );
     redis.restart().await;
     h.wait_ready(200).await;
-    let back = h.burst(1).await;
-    assert_eq!(back[0].0, 200);
     assert_eq!(
         counted_in_redis(&redis).await,
-        1,
-        "{mode}: back on the restarted (empty) Redis"
+        0,
+        "the restarted Redis is empty"
     );
+    back_on_redis(&h, &redis, mode).await;
 }
 
 #[tokio::test]
@@ -260,12 +269,7 @@ async fn startup_retry_serves_not_ready_until_redis_appears() {
     assert_eq!(r[0].0, 200, "served on the local limiter meanwhile");
     let redis = RedisServer::start_on(port, false).await;
     h.wait_ready(200).await;
-    assert_eq!(h.burst(1).await[0].0, 200);
-    assert_eq!(
-        counted_in_redis(&redis).await,
-        1,
-        "counted on Redis once it answered"
-    );
+    back_on_redis(&h, &redis, "retry").await;
 }
 
 #[tokio::test]
