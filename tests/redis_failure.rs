@@ -197,10 +197,13 @@ async fn failure_modes(mode: &str) {
     let mut redis = RedisServer::start().await;
     let h = harness(&redis.url(), mode, "retry").await;
     h.wait_ready(200).await;
-    let up = h.burst(2).await;
-    assert!(up.iter().all(|a| a.0 == 200));
-    let base = median(up.iter().map(|a| a.1).collect());
-    assert_eq!(counted_in_redis(&redis).await, 2);
+    // Two requests decided on Redis (a try that meets a loaded machine past the timeout is
+    // retried); their latency is the baseline.
+    let started = Instant::now();
+    back_on_redis(&h, &redis, mode).await;
+    back_on_redis(&h, &redis, mode).await;
+    let base = started.elapsed() / 2;
+    assert!(counted_in_redis(&redis).await >= 2);
 
     // SIGSTOP: the connection stays open and nothing answers.
     redis.pause();
