@@ -237,11 +237,15 @@ impl RedisStore {
     {
         let scripts = self.scripts.clone();
         let prefix = self.state.oauth_key("");
+        // One declared key in the OAuth hash tag, so a Cluster-aware proxy routes the script to
+        // the slot every key it touches lives in.
+        let slot_key = revocations::seq_key(&self.state);
         Box::pin(async move {
             self.state
                 .call_store(op, |mut conn| async move {
                     let script = pick(&scripts);
-                    let mut inv = script.arg(prefix);
+                    let mut inv = script.key(slot_key);
+                    inv.arg(prefix);
                     for a in args {
                         inv.arg(a);
                     }
