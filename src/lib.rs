@@ -29,6 +29,7 @@ pub mod outbound_tls;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request_check;
 pub mod request_id;
 pub mod route;
 pub mod server;

@@ -44,6 +44,12 @@ pub struct RawConfig {
     pub identity: IdentityHeaders,
     /// The built-in OAuth 2.0 token service; absent = no token service.
     pub oauth: Option<OAuth>,
+    /// Request-syntax rules (owned by `request_check`).
+    #[serde(default)]
+    pub http: crate::request_check::RawHttpRules,
+    /// `Via`, loop detection, headers stripped from untrusted peers (owned by `proxy::forwarding`).
+    #[serde(default)]
+    pub forwarding: crate::proxy::forwarding::RawForwarding,
 }
 
 /// `[server]`
@@ -152,6 +158,8 @@ pub struct Route {
     pub max_body_bytes: Option<SString>,
     /// Remove the consumed credentials (`Authorization` / `X-API-Key`) before forwarding; default true.
     pub strip_credentials: Option<bool>,
+    /// Keep encoded slashes (`%2F`) in paths instead of refusing them; default false.
+    pub allow_encoded_slashes: Option<bool>,
 }
 
 /// `[rate_limit]`

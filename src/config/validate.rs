@@ -98,6 +98,8 @@ pub struct RouteSpec {
     pub max_body_bytes: u64,
     /// Remove consumed credentials before forwarding.
     pub strip_credentials: bool,
+    /// Keep encoded slashes (`%2F`) in paths (default: refused).
+    pub allow_encoded_slashes: bool,
 }
 
 /// Names of the identity headers sent to backends.
@@ -142,6 +144,10 @@ pub struct Validated {
     pub rate_limit: ratelimit::Settings,
     /// Identity header names.
     pub identity: IdentityNames,
+    /// Request-syntax rules (`[http]`).
+    pub http: crate::request_check::HttpRules,
+    /// `Via`, loop detection, untrusted-peer header stripping (`[forwarding]`).
+    pub forwarding: crate::proxy::forwarding::ForwardingRules,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -190,6 +196,8 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let routes = routes(raw, &classes, &upstreams, &limits, d);
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
+    let http = crate::request_check::HttpRules::validate(&raw.http, d);
+    let forwarding = crate::proxy::forwarding::ForwardingRules::validate(&raw.forwarding, d);
     let bearer_routes = routes
         .iter()
         .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
@@ -234,6 +242,8 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         routes,
         rate_limit,
         identity,
+        http,
+        forwarding,
     })
 }
 
@@ -650,6 +660,7 @@ fn routes(
             limit: own_limit.or(classes[class].limit),
             max_body_bytes: max_body,
             strip_credentials: r.strip_credentials.unwrap_or(true),
+            allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),
         });
     }
     out
