@@ -150,6 +150,24 @@ pub struct Validated {
     pub forwarding: crate::proxy::forwarding::ForwardingRules,
 }
 
+impl Validated {
+    /// Every relaxation of a safe default, one line each, for `portcullis check`; each feature
+    /// reports its own.
+    pub fn relaxations(&self) -> Vec<String> {
+        let mut notes = self.http.relaxations();
+        notes.extend(self.forwarding.relaxations());
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.allow_encoded_slashes {
+                notes.push(format!(
+                    "routes[{i}] (path \"{}\"): allow_encoded_slashes = true keeps %2F in paths",
+                    r.prefix
+                ));
+            }
+        }
+        notes
+    }
+}
+
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
     Some(s.span())
 }
