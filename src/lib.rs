@@ -22,6 +22,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fuzz_targets;
 pub mod gateway;
 pub mod log_limit;
 pub mod metrics;
