@@ -181,6 +181,14 @@ pub fn method(m: &Method) -> Result<(), Reject> {
 /// `Host` rules: HTTP/1.1 needs exactly one valid `Host` (RFC 9112 section 3.2); over HTTP/2 a
 /// `host` that disagrees with `:authority` makes the request malformed (RFC 9113 section 8.3.1).
 pub fn host<B>(req: &Request<B>) -> Result<(), Reject> {
+    // Userinfo in an http(s) target is invalid (RFC 9110 section 4.2.4).
+    if req
+        .uri()
+        .authority()
+        .is_some_and(|a| a.as_str().contains('@'))
+    {
+        return Err(bad("The request target must not contain user info."));
+    }
     let mut hosts = req.headers().get_all(HOST).iter();
     let (first, second) = (hosts.next(), hosts.next());
     if second.is_some() {

@@ -46,6 +46,16 @@ async fn host_must_be_one_valid_value_on_http11() {
             "{case}: {resp}"
         );
     }
+    let resp = send(
+        &gw,
+        &format!("GET http://user@a.example{path} HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(
+        status(&resp),
+        "400",
+        "userinfo in an absolute-form target: {resp}"
+    );
     assert_eq!(up.count(), 0, "no refused request reached the upstream");
     // Valid forms pass: name with port, IPv6 literal, and HTTP/1.0 without Host.
     for headers in ["Host: a.example:8443\r\n", "Host: [::1]:80\r\n"] {
