@@ -113,6 +113,13 @@ fn check_reports_relaxed_edge_rules() {
         "{err}"
     );
     assert!(err.contains("relaxed.toml:14:7: forwarding.via"), "{err}");
+    std::fs::write(&f, format!("{base}methods = [\"GET\", \"TRACE\"]\n")).unwrap();
+    let (code, _, err) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("routes[0].methods[1]: TRACE is refused"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -595,6 +595,12 @@ fn methods(raw: &Option<Vec<SString>>, key: &str, d: &mut Diagnostics) -> Option
     for (i, m) in list.iter().enumerate() {
         let upper = m.get_ref().to_ascii_uppercase();
         match Method::from_bytes(upper.as_bytes()) {
+            Ok(method) if method == Method::TRACE || method == Method::CONNECT => d.push(
+                span(m),
+                format!("{key}[{i}]"),
+                format!("{upper} is refused with 405 on every route"),
+                "remove it (TRACE reflects credentials; CONNECT opens tunnels)",
+            ),
             Ok(method) if upper == *m.get_ref() => out.push(method),
             _ => d.push(
                 span(m),
