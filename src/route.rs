@@ -10,8 +10,10 @@
 //! CVE-2019-9901, CVE-2021-29492): a raw or encoded backslash, an encoded NUL, CR or LF, escapes
 //! that do not decode to UTF-8 (overlong forms included), and a dot segment with path parameters
 //! (`..;`). An encoded slash (`%2F`) is refused too unless the route sets
-//! `allow_encoded_slashes` ([`check_encoded_slashes`], after the route is known). Prefixes match on segment boundaries: `/v1/users` matches `/v1/users` and
-//! `/v1/users/7`, never `/v1/usersX`. Lookup walks the path's segment boundaries from longest to
+//! `allow_encoded_slashes` ([`check_encoded_slashes`], after the route is known).
+//!
+//! Prefixes match on segment boundaries: `/v1/users` matches `/v1/users` and `/v1/users/7`,
+//! never `/v1/usersX`. Lookup walks the path's segment boundaries from longest to
 //! shortest with one hash probe each, so its cost is independent of the number of routes.
 
 use std::borrow::Cow;
