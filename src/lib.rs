@@ -3,7 +3,8 @@
 //! Every request takes one path, written out in `pipeline`:
 //!
 //! ```text
-//! accept (TLS?) -> request id -> route match -> client IP -> rate limit (route class)
+//! accept (TLS?) -> request id -> request checks (framing, 414/431, method, Host, `_` names,
+//!   Via loop) -> route match (path rules) -> client IP -> rate limit (route class)
 //!   -> authenticate (route policy: bearer JWT | API-key pair | none; mixed = refused)
 //!   -> authorize (scopes) -> forward upstream (streaming) -> response
 //!   any Reject -> Problem (status, code, description, headers) -> envelope of the route class
@@ -22,6 +23,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fuzz_targets;
 pub mod gateway;
 pub mod log_limit;
 pub mod metrics;
@@ -30,6 +32,7 @@ pub mod outbound_tls;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request_check;
 pub mod request_id;
 pub mod route;
 pub mod server;

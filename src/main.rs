@@ -155,7 +155,7 @@ fn check(file: &std::path::Path) -> ExitCode {
     let _guard = rt.enter();
     match config::load(file, &Shared::for_check(SystemClock::shared())) {
         Ok(snap) => {
-            for note in relaxations(&snap) {
+            for note in snap.config.relaxations() {
                 println!("note: {note}");
             }
             println!("{}: OK", file.display());
@@ -169,25 +169,6 @@ fn check(file: &std::path::Path) -> ExitCode {
 }
 
 /// Settings that loosen a safe default, reported by `check` so none goes unnoticed.
-fn relaxations(snap: &config::Snapshot) -> Vec<String> {
-    use portcullis::ratelimit::OnBackendError;
-    let redis = matches!(
-        snap.config.state,
-        portcullis::state::StateSettings::Redis(_)
-    );
-    snap.config
-        .classes
-        .iter()
-        .filter(|c| redis && c.limit.is_some() && c.on_backend_error == OnBackendError::Open)
-        .map(|c| {
-            format!(
-                "classes.{}.on_backend_error = \"open\": its requests pass unlimited while Redis is unreachable",
-                c.name
-            )
-        })
-        .collect()
-}
-
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

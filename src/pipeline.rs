@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -23,10 +23,11 @@ use crate::gateway::Gateway;
 use crate::metrics::ClassMetrics;
 use crate::proxy::body::{Body, CappedBody, boxed, full};
 use crate::proxy::headers::{self, Forwarded};
-use crate::proxy::{UpstreamError, echo};
+use crate::proxy::{UpstreamError, echo, response};
 use crate::ratelimit::Decision;
+use crate::request_check;
 use crate::request_id::{self, RequestId};
-use crate::route::{Found, normalize_path};
+use crate::route::{Found, check_encoded_slashes, normalize_path};
 
 /// What the server knows about the connection a request came on (built once per connection).
 #[derive(Debug, Clone)]
@@ -94,17 +95,27 @@ pub async fn handle(gw: Arc<Gateway>, conn: &ConnInfo, req: Request<Incoming>) -
 async fn run<'a>(
     snap: &'a Snapshot,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: &mut Ctx<'a>,
 ) -> Result<Response<Body>, Reject> {
-    check_framing(req.headers())?;
-    check_head_size(&req, snap.config.limits.max_header_bytes)?;
+    let rules = &snap.config.http;
+    request_check::framing(req.headers())?;
+    request_check::target_length(req.uri(), rules.max_uri_bytes)?;
+    request_check::head_size(&req, snap.config.limits.max_header_bytes)?;
+    request_check::method(req.method())?;
+    request_check::host(&req)?;
+    request_check::header_names(req.headers_mut(), rules.underscores)?;
+    snap.config.forwarding.check_loop(req.headers())?;
     let client_ip = snap.trusted.client_ip(conn.peer.ip(), req.headers());
     ctx.client_ip = Some(client_ip);
     // Owned: the request moves into `forward` while the path is still needed.
     let path = normalize_path(req.uri().path())?.into_owned();
     let route = find_route(snap, &req, &path, ctx)?;
+    check_encoded_slashes(&path, route.spec.allow_encoded_slashes)?;
     rate_limit(snap, route, client_ip, ctx).await?;
+    if let Some(answer) = request_check::options_reply(&req, route.spec.methods.as_deref()) {
+        return Ok(answer);
+    }
     let principal = snap
         .auth
         .authenticate(route.spec.auth, req.headers())
@@ -114,44 +125,6 @@ async fn run<'a>(
     ctx.principal = principal;
     check_declared_length(req.headers(), route.spec.max_body_bytes)?;
     forward(snap, route, conn, req, &path, ctx).await
-}
-
-/// Refuses framing that could smuggle a second request past a front end (RFC 9112 section 6.1).
-fn check_framing(h: &HeaderMap) -> Result<(), Reject> {
-    let te: Vec<&HeaderValue> = h.get_all(TRANSFER_ENCODING).iter().collect();
-    if te.is_empty() {
-        return Ok(());
-    }
-    if h.contains_key(CONTENT_LENGTH) {
-        return Err(Reject::BadRequest(
-            "Send either Content-Length or Transfer-Encoding, not both.".into(),
-        ));
-    }
-    let only_chunked = te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked");
-    if !only_chunked {
-        return Err(Reject::BadRequest(
-            "Transfer-Encoding must be exactly \"chunked\".".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses request heads larger than the configured limit (431).
-fn check_head_size(req: &Request<Incoming>, max: usize) -> Result<(), Reject> {
-    let uri = req.uri();
-    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
-        + uri.authority().map_or(0, |a| a.as_str().len())
-        + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
-    let line = req.method().as_str().len() + target + 12;
-    let fields: usize = req
-        .headers()
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
-    if line + fields > max {
-        return Err(Reject::HeadersTooLarge);
-    }
-    Ok(())
 }
 
 fn request_host(req: &Request<Incoming>) -> Option<&str> {
@@ -259,7 +232,7 @@ async fn forward(
         route.spec.max_body_bytes,
         tripped.clone(),
     ));
-    rewrite_headers(&mut parts.headers, snap, route, conn, ctx);
+    rewrite_headers(&mut parts, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
         if tripped.load(Ordering::Relaxed) {
@@ -295,37 +268,54 @@ async fn forward(
         Target::Http(up) => {
             parts.uri = up.uri_for(path, query.as_deref())?;
             headers::set_host(&mut parts.headers, up.host());
+            let asked_upgrade = parts.headers.contains_key(UPGRADE);
             let timeout = snap.config.limits.upstream_response_timeout;
             let resp = up.send(Request::from_parts(parts, body), timeout).await;
             let resp =
                 resp.map_err(|e| upstream_reject(e, tripped.load(Ordering::Relaxed), route))?;
             let (mut parts, incoming) = resp.into_parts();
+            response::check(parts.status, &mut parts.headers, asked_upgrade)?;
             headers::strip_hop_by_hop(&mut parts.headers);
+            snap.config
+                .forwarding
+                .append_via(&mut parts.headers, parts.version);
             Ok(Response::from_parts(parts, boxed(incoming)))
         }
     }
 }
 
-/// What the backend sees: hop-by-hop gone, forwarding and identity headers set, consumed
-/// credentials removed, the request id attached.
+/// What the backend sees: hop-by-hop gone, headers only trusted proxies may send removed,
+/// forwarding, `Via` and identity headers set, consumed credentials removed, the request id
+/// attached.
 fn rewrite_headers(
-    h: &mut HeaderMap,
+    parts: &mut http::request::Parts,
     snap: &Snapshot,
     route: &Route,
     conn: &ConnInfo,
     ctx: &Ctx<'_>,
 ) {
-    let original_host = h.get(HOST).cloned();
+    let h = &mut parts.headers;
+    // `:authority` (h2) or an absolute-form target decides the host, as it decided routing.
+    let original_host = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => h.get(HOST).cloned(),
+    };
+    let peer_trusted = snap.trusted.contains(conn.peer.ip());
     headers::strip_hop_by_hop(h);
+    if !peer_trusted {
+        snap.config.forwarding.strip_untrusted(h);
+    }
     headers::set_forwarded(
         h,
         Forwarded {
             peer: &conn.peer_text,
-            peer_trusted: snap.trusted.contains(conn.peer.ip()),
+            peer_trusted,
             proto: if conn.tls { "https" } else { "http" },
             host: original_host.as_ref(),
         },
     );
+    snap.config.forwarding.append_via(h, parts.version);
+    request_check::decrement_max_forwards(h, &parts.method);
     headers::set_identity(h, &snap.config.identity, ctx.principal.as_ref());
     if route.spec.strip_credentials {
         match ctx.principal.as_ref().map(|p| p.method) {
@@ -387,7 +377,7 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
 
 fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
     if let (Some(d), Some(route)) = (&ctx.rate, ctx.route) {
-        d.write_headers(&route.spec.limit_key, h);
+        response::keep_upstream_rate_limit(h, |h| d.write_headers(&route.spec.limit_key, h));
     }
     h.insert(request_id::HEADER, ctx.request_id.header_value());
 }

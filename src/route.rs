@@ -4,8 +4,16 @@
 //! characters decoded, other escapes upper-cased and kept (`%2F` stays `%2F`), `//` collapsed,
 //! dot segments resolved. A request is judged by the route its normalized path belongs to, and
 //! the upstream receives that normalized path, so `/user/../admin` can never borrow the policy of
-//! `/user/`. Prefixes match on segment boundaries: `/v1/users` matches `/v1/users` and
-//! `/v1/users/7`, never `/v1/usersX`. Lookup walks the path's segment boundaries from longest to
+//! `/user/`.
+//!
+//! Paths a backend could read differently from the gateway are refused with `400` (Envoy
+//! CVE-2019-9901, CVE-2021-29492): a raw or encoded backslash, an encoded NUL, CR or LF, escapes
+//! that do not decode to UTF-8 (overlong forms included), and a dot segment with path parameters
+//! (`..;`). An encoded slash (`%2F`) is refused too unless the route sets
+//! `allow_encoded_slashes` ([`check_encoded_slashes`], after the route is known).
+//!
+//! Prefixes match on segment boundaries: `/v1/users` matches `/v1/users` and `/v1/users/7`,
+//! never `/v1/usersX`. Lookup walks the path's segment boundaries from longest to
 //! shortest with one hash probe each, so its cost is independent of the number of routes.
 
 use std::borrow::Cow;
@@ -24,8 +32,8 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, Reject> {
     normalize(raw).map(Cow::Owned).map_err(Reject::BadRequest)
 }
 
-/// True when `normalize` would return `raw` unchanged: absolute, ASCII, no escapes, no empty
-/// segment but a trailing one, no dot segments.
+/// True when `normalize` would return `raw` unchanged: absolute, ASCII, no escapes or
+/// backslashes, no empty segment but a trailing one, no dot segments (with or without `;`).
 fn is_normal(raw: &str) -> bool {
     let Some(rest) = raw.strip_prefix('/') else {
         return false;
@@ -33,12 +41,23 @@ fn is_normal(raw: &str) -> bool {
     let mut segments = rest.split('/').peekable();
     while let Some(seg) = segments.next() {
         let last = segments.peek().is_none();
-        let plain = seg.bytes().all(|b| b.is_ascii() && b != b'%');
-        if !plain || seg == "." || seg == ".." || (seg.is_empty() && !last) {
+        let plain = seg.bytes().all(|b| b.is_ascii() && b != b'%' && b != b'\\');
+        let dotted = seg == "." || seg == ".." || (seg.starts_with('.') && seg.contains(';'));
+        if !plain || dotted || (seg.is_empty() && !last) {
             return false;
         }
     }
     true
+}
+
+/// Refuses an encoded slash (`%2F`, upper-cased by normalization) unless the route allows it.
+pub fn check_encoded_slashes(path: &str, allowed: bool) -> Result<(), Reject> {
+    if allowed || !path.contains("%2F") {
+        return Ok(());
+    }
+    Err(Reject::BadRequest(
+        "The path contains an encoded slash (%2F), which this route does not accept.".into(),
+    ))
 }
 
 /// Normalizes a configured route prefix: like a request path, without the trailing slash.
@@ -89,6 +108,40 @@ fn decode_unreserved(raw: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Refuses escapes a backend could read differently: `%5C` (backslash), `%00`, `%0D`, `%0A`,
+/// and escape sequences that do not decode to UTF-8 (overlong forms, lone bytes, surrogates).
+fn check_escapes(raw: &str) -> Result<(), String> {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escaped = (b == b'%')
+            .then(|| Some(hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(b'\\') => {
+                return Err("the path must not contain an encoded backslash (%5C)".into());
+            }
+            Some(0 | b'\r' | b'\n') => {
+                return Err("the path must not contain an encoded NUL, CR or LF".into());
+            }
+            Some(v) => {
+                decoded.push(v);
+                i += 3;
+            }
+            None => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    match std::str::from_utf8(&decoded) {
+        Ok(_) => Ok(()),
+        Err(_) => Err("the path's percent-escapes do not decode to UTF-8".into()),
+    }
+}
+
 fn normalize(raw: &str) -> Result<String, String> {
     if !raw.starts_with('/') {
         return Err("the path must start with '/'".into());
@@ -96,9 +149,16 @@ fn normalize(raw: &str) -> Result<String, String> {
     if !raw.is_ascii() {
         return Err("the path must be ASCII (percent-encode other characters)".into());
     }
+    if raw.contains('\\') {
+        return Err("the path must not contain a backslash".into());
+    }
+    check_escapes(raw)?;
     let decoded = decode_unreserved(raw)?;
     let mut segments: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {
+        if matches!(seg.split_once(';'), Some(("." | "..", _))) {
+            return Err("the path must not contain a dot segment with parameters (\"..;\")".into());
+        }
         match seg {
             "" | "." => {}
             ".." => {
@@ -241,6 +301,37 @@ mod tests {
         assert!(normalize_path("/a%zz").is_err());
         assert!(normalize_path("/a%2").is_err());
         assert!(normalize_path("a/b").is_err());
+        for refused in [
+            "/a\\b",
+            "/a%5cb",
+            "/a%00",
+            "/a%0d%0aX-Injected:1",
+            "/a%0A",
+            "/%c0%ae%c0%ae/admin",
+            "/%ed%a0%80",
+            "/%ff",
+            "/a/..;/admin",
+            "/a/%2e%2e;x/admin",
+            "/a/.;/b",
+        ] {
+            assert!(normalize_path(refused).is_err(), "{refused}");
+        }
+        assert_eq!(n("/caf%C3%A9"), "/caf%C3%A9");
+        assert_eq!(n("/a;b/..x"), "/a;b/..x");
+        assert!(check_encoded_slashes("/a/%2F/b", false).is_err());
+        assert!(check_encoded_slashes("/a/%2F/b", true).is_ok());
+        assert!(check_encoded_slashes("/a/b", false).is_ok());
+    }
+
+    proptest::proptest! {
+        /// Normalizing a normalized path changes nothing.
+        #[test]
+        fn normalization_is_idempotent(p in "/[a/.;%2eEfF5c0]{0,16}") {
+            if let Ok(once) = normalize_path(&p) {
+                let twice = normalize_path(&once).map(|c| c.into_owned());
+                proptest::prop_assert_eq!(Ok(once.into_owned()), twice.map_err(|e| format!("{e:?}")));
+            }
+        }
     }
 
     proptest::proptest! {

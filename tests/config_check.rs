@@ -67,6 +67,62 @@ fn the_example_config_checks_clean() {
     assert!(out.ends_with(": OK\n"));
 }
 
+/// Every relaxed edge rule is named by `check`, which still passes.
+#[test]
+fn check_reports_relaxed_edge_rules() {
+    let dir = std::env::temp_dir().join(format!("portcullis-relaxed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("relaxed.toml");
+    let base = "[server]\nlisten = \"127.0.0.1:0\"\n[classes.user]\nerrors = \"partner\"\n\
+                [upstreams.echo]\nkind = \"echo\"\n\
+                [[routes]]\npath = \"/files/\"\nclass = \"user\"\nupstream = \"echo\"\n";
+    std::fs::write(&f, base).unwrap();
+    let (code, out, _) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("note:"), "safe defaults need no note: {out}");
+    let relaxed = format!(
+        "{base}allow_encoded_slashes = true\n[http]\nheaders_with_underscores = \"drop\"\n\
+         [forwarding]\nstrip_from_untrusted = [\"forwarded\"]\n"
+    );
+    std::fs::write(&f, relaxed).unwrap();
+    let (code, out, err) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("note: routes[0] (path \"/files\"): allow_encoded_slashes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: http.headers_with_underscores = \"drop\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: forwarding.strip_from_untrusted: x-real-ip"),
+        "{out}"
+    );
+    assert!(out.ends_with(": OK\n"), "{out}");
+    // Bad values are located.
+    std::fs::write(
+        &f,
+        format!("{base}[http]\nheaders_with_underscores = \"keep\"\n[forwarding]\nvia = \"a b\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("relaxed.toml:12:28: http.headers_with_underscores"),
+        "{err}"
+    );
+    assert!(err.contains("relaxed.toml:14:7: forwarding.via"), "{err}");
+    std::fs::write(&f, format!("{base}methods = [\"GET\", \"TRACE\"]\n")).unwrap();
+    let (code, _, err) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("routes[0].methods[1]: TRACE is refused"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn toml_syntax_errors_are_located() {
     let dir = std::env::temp_dir().join(format!("portcullis-syntax-{}", std::process::id()));

@@ -46,6 +46,12 @@ pub struct RawConfig {
     pub oauth: Option<OAuth>,
     /// Where shared state lives (`embedded` or `redis`); owned by `state`.
     pub state: Option<crate::state::RawState>,
+    /// Request-syntax rules (owned by `request_check`).
+    #[serde(default)]
+    pub http: crate::request_check::RawHttpRules,
+    /// `Via`, loop detection, headers stripped from untrusted peers (owned by `proxy::forwarding`).
+    #[serde(default)]
+    pub forwarding: crate::proxy::forwarding::RawForwarding,
 }
 
 /// `[server]`
@@ -156,6 +162,8 @@ pub struct Route {
     pub max_body_bytes: Option<SString>,
     /// Remove the consumed credentials (`Authorization` / `X-API-Key`) before forwarding; default true.
     pub strip_credentials: Option<bool>,
+    /// Keep encoded slashes (`%2F`) in paths instead of refusing them; default false.
+    pub allow_encoded_slashes: Option<bool>,
 }
 
 /// `[rate_limit]`

@@ -100,6 +100,8 @@ pub struct RouteSpec {
     pub max_body_bytes: u64,
     /// Remove consumed credentials before forwarding.
     pub strip_credentials: bool,
+    /// Keep encoded slashes (`%2F`) in paths (default: refused).
+    pub allow_encoded_slashes: bool,
 }
 
 /// Names of the identity headers sent to backends.
@@ -146,6 +148,40 @@ pub struct Validated {
     pub identity: IdentityNames,
     /// `[state]`: the shared-state backend.
     pub state: crate::state::StateSettings,
+    /// Request-syntax rules (`[http]`).
+    pub http: crate::request_check::HttpRules,
+    /// `Via`, loop detection, untrusted-peer header stripping (`[forwarding]`).
+    pub forwarding: crate::proxy::forwarding::ForwardingRules,
+}
+
+impl Validated {
+    /// Every relaxation of a safe default, one line each, for `portcullis check`; each feature
+    /// reports its own.
+    pub fn relaxations(&self) -> Vec<String> {
+        let mut notes = self.http.relaxations();
+        notes.extend(self.forwarding.relaxations());
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.allow_encoded_slashes {
+                notes.push(format!(
+                    "routes[{i}] (path \"{}\"): allow_encoded_slashes = true keeps %2F in paths",
+                    r.prefix
+                ));
+            }
+        }
+        let redis = matches!(self.state, crate::state::StateSettings::Redis(_));
+        for c in &self.classes {
+            if redis
+                && c.limit.is_some()
+                && c.on_backend_error == crate::ratelimit::OnBackendError::Open
+            {
+                notes.push(format!(
+                    "classes.{}.on_backend_error = \"open\": its requests pass unlimited while Redis is unreachable",
+                    c.name
+                ));
+            }
+        }
+        notes
+    }
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -195,6 +231,8 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
     let state = crate::state::settings::compile(raw.state.as_ref(), &base, d);
+    let http = crate::request_check::HttpRules::validate(&raw.http, d);
+    let forwarding = crate::proxy::forwarding::ForwardingRules::validate(&raw.forwarding, d);
     let bearer_routes = routes
         .iter()
         .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
@@ -240,6 +278,8 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         rate_limit,
         identity,
         state,
+        http,
+        forwarding,
     })
 }
 
@@ -579,6 +619,12 @@ fn methods(raw: &Option<Vec<SString>>, key: &str, d: &mut Diagnostics) -> Option
     for (i, m) in list.iter().enumerate() {
         let upper = m.get_ref().to_ascii_uppercase();
         match Method::from_bytes(upper.as_bytes()) {
+            Ok(method) if method == Method::TRACE || method == Method::CONNECT => d.push(
+                span(m),
+                format!("{key}[{i}]"),
+                format!("{upper} is refused with 405 on every route"),
+                "remove it (TRACE reflects credentials; CONNECT opens tunnels)",
+            ),
             Ok(method) if upper == *m.get_ref() => out.push(method),
             _ => d.push(
                 span(m),
@@ -662,6 +708,7 @@ fn routes(
             limit: own_limit.or(classes[class].limit),
             max_body_bytes: max_body,
             strip_credentials: r.strip_credentials.unwrap_or(true),
+            allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),
         });
     }
     out

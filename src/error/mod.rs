@@ -31,6 +31,15 @@ pub enum Reject {
     },
     /// Request head larger than the limit.
     HeadersTooLarge,
+    /// Request target longer than the limit.
+    UriTooLong {
+        /// The limit, bytes.
+        limit: usize,
+    },
+    /// The request already passed this gateway (its `Via` pseudonym): a forwarding loop.
+    LoopDetected,
+    /// The upstream's response broke the framing rules (`proxy::response`).
+    BadUpstreamResponse,
     /// Credentials refused.
     Auth(AuthError),
     /// Over the class's rolling-window limit.
@@ -139,6 +148,21 @@ impl Reject {
                 S::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
                 "The request headers exceed the size limit.",
+            ),
+            Reject::UriTooLong { limit } => Problem::new(
+                S::URI_TOO_LONG,
+                "uri_too_long",
+                format!("The request target exceeds the limit of {limit} bytes."),
+            ),
+            Reject::LoopDetected => Problem::new(
+                S::LOOP_DETECTED,
+                "loop_detected",
+                "This request has already passed through this gateway; it is refused to stop a forwarding loop.",
+            ),
+            Reject::BadUpstreamResponse => Problem::new(
+                S::BAD_GATEWAY,
+                "bad_gateway",
+                "The upstream service sent an invalid response.",
             ),
             Reject::Auth(e) => auth_problem(e),
             Reject::RateLimited { retry_after_secs } => Problem::new(

@@ -7,8 +7,10 @@
 
 pub mod body;
 pub mod echo;
+pub mod forwarding;
 pub mod headers;
 pub mod pool;
+pub mod response;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
