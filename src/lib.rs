@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod idle_timer;
 pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
