@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Request;
@@ -55,8 +55,20 @@ pub struct ConnState {
     in_flight: AtomicUsize,
     /// Milliseconds after `started` at which the connection last became idle.
     idle_since_ms: AtomicU64,
-    flooded: AtomicBool,
+    /// 0: no flood, 1: detected, 2: GOAWAY queued (`FloodStage`).
+    flood: AtomicU8,
     wake: Notify,
+}
+
+/// Where a connection is in answering a control-frame flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloodStage {
+    /// No flood.
+    None,
+    /// Over the budget; waiting for the connection task to queue GOAWAY.
+    Detected,
+    /// GOAWAY queued: reads end.
+    Closing,
 }
 
 impl ConnState {
@@ -65,20 +77,29 @@ impl ConnState {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
-            flooded: AtomicBool::new(false),
+            flood: AtomicU8::new(0),
             wake: Notify::new(),
         }
     }
 
-    /// True once the client flooded control frames.
-    pub fn flooded(&self) -> bool {
-        self.flooded.load(Ordering::Relaxed)
+    /// Where the connection is in answering a flood.
+    pub fn flood_stage(&self) -> FloodStage {
+        match self.flood.load(Ordering::Acquire) {
+            0 => FloodStage::None,
+            1 => FloodStage::Detected,
+            _ => FloodStage::Closing,
+        }
     }
 
     /// Marks a flood and wakes the connection task.
     pub fn flood(&self) {
-        self.flooded.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
+        if self
+            .flood
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.wake.notify_one();
+        }
     }
 
     /// How long nothing has been in flight (zero while something is).
@@ -155,6 +176,7 @@ pub async fn serve<S>(
     loop {
         let wait = watch.wait(&state);
         tokio::select! {
+            biased;
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -170,6 +192,7 @@ pub async fn serve<S>(
                     tracing::warn!(%peer, suppressed, "HTTP/2 control-frame flood; GOAWAY and close");
                 }
                 conn.as_mut().graceful_shutdown();
+                state.flood.store(2, Ordering::Release);
                 watch.closing.get_or_insert_with(Instant::now);
             }
             () = tokio::time::sleep(wait) => match watch.tick(&state) {

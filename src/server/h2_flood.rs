@@ -39,29 +39,31 @@ impl FrameScanner {
         }
     }
 
-    /// Scans the next bytes received; true once the client went over its budget.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> bool {
-        while !bytes.is_empty() {
+    /// Scans the next bytes received; once the client goes over its budget, the offset in
+    /// `bytes` where the offending frame starts (0 when it started in an earlier read).
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut at = 0;
+        while at < bytes.len() {
             if self.skip > 0 {
-                let n = self.skip.min(bytes.len());
+                let n = self.skip.min(bytes.len() - at);
                 self.skip -= n;
-                bytes = &bytes[n..];
+                at += n;
                 continue;
             }
-            let n = (HEAD_LEN - self.head_len).min(bytes.len());
-            self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
+            let n = (HEAD_LEN - self.head_len).min(bytes.len() - at);
+            self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[at..at + n]);
             self.head_len += n;
-            bytes = &bytes[n..];
+            at += n;
             if self.head_len == HEAD_LEN {
                 self.head_len = 0;
                 let h = self.head;
                 self.skip = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
                 if (h[3] == PING || h[3] == SETTINGS) && h[4] & ACK == 0 && self.over_budget() {
-                    return true;
+                    return Some(at.saturating_sub(HEAD_LEN));
                 }
             }
         }
-        false
+        None
     }
 
     fn over_budget(&mut self) -> bool {
@@ -96,11 +98,18 @@ mod tests {
         bytes.extend(frame(PING, ACK, 8));
         bytes.extend(frame(PING, 0, 8));
         for chunk in bytes.chunks(5) {
-            assert!(
-                !s.feed(chunk),
-                "three control frames are within a budget of three"
+            assert_eq!(
+                s.feed(chunk),
+                None,
+                "three control frames fit a budget of three"
             );
         }
-        assert!(s.feed(&frame(PING, 0, 8)), "the fourth goes over");
+        let mut tail = frame(0x0, 0, 3);
+        tail.extend(frame(PING, 0, 8));
+        assert_eq!(
+            s.feed(&tail),
+            Some(12),
+            "the fourth goes over, after the data frame"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! `ConnIo` replays the bytes read while telling HTTP/1.1 from h2c, fails a write that stays
 //! blocked longer than `client_write_timeout` (a client that stopped reading cannot pin a response
 //! and its upstream connection), and on HTTP/2 feeds inbound bytes to the flood scanner: over its
-//! budget it stops reading and wakes the connection task, which answers GOAWAY and closes.
+//! budget it stops reading and wakes the connection task, which queues GOAWAY; then reads end.
 
 use std::io;
 use std::pin::Pin;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::conn::ConnState;
+use super::conn::{ConnState, FloodStage};
 use super::h2_flood::FrameScanner;
 use crate::idle_timer::IdleTimer;
 
@@ -65,8 +65,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.state.flooded() {
-            return Poll::Ready(Ok(()));
+        match this.state.flood_stage() {
+            // Read nothing more until the connection task has queued the GOAWAY, then end.
+            FloodStage::Detected => return Poll::Pending,
+            FloodStage::Closing => return Poll::Ready(Ok(())),
+            FloodStage::None => {}
         }
         let before = buf.filled().len();
         if this.at < this.prefix.len() {
@@ -77,11 +80,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
             ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         }
         if let Some(scanner) = &mut this.scanner
-            && scanner.feed(&buf.filled()[before..])
+            && let Some(at) = scanner.feed(&buf.filled()[before..])
         {
-            buf.set_filled(before);
+            // The frames before the offending one are delivered (the handshake needs them).
+            buf.set_filled(before + at);
             this.state.flood();
-            return Poll::Pending;
+            if at == 0 {
+                return Poll::Pending;
+            }
         }
         Poll::Ready(Ok(()))
     }
