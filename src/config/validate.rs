@@ -400,6 +400,14 @@ fn limits(raw: &raw::Limits, d: &mut Diagnostics) -> Limits {
     }
 }
 
+impl Limits {
+    /// Every `[limits]` key at its default.
+    pub fn defaults() -> Self {
+        let source = super::diagnostic::Source::new("", "");
+        limits(&raw::Limits::default(), &mut Diagnostics::new(&source))
+    }
+}
+
 /// A `[limits]` duration, `default` seconds when absent.
 fn secs(s: &Option<SString>, key: &str, default: u64, d: &mut Diagnostics) -> Duration {
     opt_duration(s, &format!("limits.{key}"), d).unwrap_or(Duration::from_secs(default))

@@ -10,6 +10,7 @@
 //! and it). On shutdown, listeners close and in-flight requests get `shutdown_grace` to finish.
 
 pub mod accept;
+pub mod bounds;
 pub mod catch;
 pub mod conn;
 pub mod conns;
