@@ -356,6 +356,9 @@ fn upstream_reject(e: UpstreamError, body: &BodyState, route: &Route) -> Reject 
             limit: route.spec.max_body_bytes,
         };
     }
+    if body.broken() {
+        return Reject::BadRequest("the request body ended before its declared length".into());
+    }
     tracing::warn!(upstream = %route.upstream_name, error = %e, "upstream request failed");
     match e {
         UpstreamError::Timeout => Reject::UpstreamTimeout,

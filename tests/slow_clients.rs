@@ -326,3 +326,23 @@ async fn writes_are_not_cut_off_while_the_client_reads() {
         .expect("closed");
     assert!(String::from_utf8_lossy(&bytes).starts_with("HTTP/1.1 200"));
 }
+
+/// A client that closes its side mid-body broke its own request: 400, not 502.
+#[tokio::test]
+async fn client_closing_mid_body_is_400_not_502() {
+    let up = Upstream::start().await;
+    let gw = gateway(BASIC, Some(up.addr)).await;
+    let mut c = TcpStream::connect(gw.addr).await.unwrap();
+    send(
+        &mut c,
+        b"POST /v1/partner/user/cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .await;
+    c.shutdown().await.unwrap();
+    let (bytes, _) = read_until_closed(&mut c, Duration::from_secs(5))
+        .await
+        .expect("closed");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("\"code\":\"invalid_request\""), "{text}");
+}

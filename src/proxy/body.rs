@@ -60,6 +60,7 @@ pub struct BodyTimeout(pub std::time::Duration);
 pub struct BodyState {
     too_large: AtomicBool,
     timed_out: AtomicBool,
+    broken: AtomicBool,
 }
 
 impl BodyState {
@@ -71,6 +72,11 @@ impl BodyState {
     /// The client stalled inside the body.
     pub fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// The client's body broke (closed or reset before its end).
+    pub fn broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
     }
 }
 
@@ -126,7 +132,10 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                this.state.broken.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(e.into())))
+            }
             other => other.map(|_| None),
         }
     }
