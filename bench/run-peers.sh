@@ -9,6 +9,10 @@
 #
 #   bench/run-peers.sh                                    # all peer rows + 6 gateway rows
 #   RUNS=1 DURATION=2s WARMUP=0 ROWS="direct haproxy gw-plain" bench/run-peers.sh
+#   REDIS=1 bench/run-peers.sh                            # [state] backend = "redis" on a
+#       redis-server this script starts on 127.0.0.1:$REDIS_PORT [18379] (no persistence):
+#       row gw-ratelimit-redis (the /ratelimit/ route, one EVALSHA per request) beside
+#       haproxy-ratelimit and gw-plain
 #   UNCACHED=1 bench/run-peers.sh                         # verified-token cache off ([jwt]
 #       cache_entries = 0): rows gw-{hs,rs,es}256-uncached beside the HAProxy JWT rows, i.e. a
 #       signature verification on every request (the yardstick's tokens are fixed, so with the
@@ -38,6 +42,9 @@ s = (s.replace("{UPSTREAM}", up).replace("{KEYS}", keys)
       .replace("@API_KEY_SHA256@", h).replace("@CLIENT_ID@", cid))
 if os.environ.get("UNCACHED") == "1":
     s = s.replace("[jwt]\n", "[jwt]\ncache_entries = 0\n", 1)
+if os.environ.get("REDIS") == "1":
+    port = os.environ.get("REDIS_PORT", "18379")
+    s += f'\n[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:{port}/0"\nkey_prefix = "bench:"\n'
 open(out, "w").write(s)
 PY
 }
@@ -93,6 +100,8 @@ for ph, val in [("@HS256@", rd("hs256.jwt")), ("@RS256@", rd("rs256.jwt")), ("@E
                 ("@API_KEY@", rd("apikey.txt")), ("@CLIENT_ID@", rd("clientid.txt"))]:
     s = s.replace(ph, val)
 rows = [l for l in s.splitlines() if l and not l.startswith("#")]
+if os.environ.get("REDIS") != "1":
+    rows = [l for l in rows if l.split("\t")[0] != "gw-ratelimit-redis"]
 if os.environ.get("UNCACHED") == "1":
     # same routes, named for what they measure: a verification per request
     rows = [l.replace("\t", "-uncached\t", 1) for l in rows if l.split("\t")[0] in ("gw-hs256", "gw-rs256", "gw-es256")]
@@ -109,9 +118,18 @@ if [[ "${UNCACHED:-0}" == "1" ]]; then
   GW_ROWS="gw-plain gw-hs256-uncached gw-rs256-uncached gw-es256-uncached"
   PEER_ROWS="direct haproxy haproxy-jwt-hs256 haproxy-jwt-rs256 haproxy-jwt-es256"
 fi
+if [[ "${REDIS:-0}" == "1" ]]; then
+  GW_ROWS="gw-plain gw-ratelimit-redis"
+  PEER_ROWS="direct haproxy haproxy-ratelimit"
+  command -v redis-server >/dev/null || { echo "run-peers.sh: REDIS=1 needs redis-server" >&2; exit 1; }
+  redis-server --port "${REDIS_PORT:-18379}" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --pidfile "$OUT/redis.pid" >/dev/null
+  trap 'kill "$(cat "$OUT/redis.pid")" 2>/dev/null || true' EXIT
+fi
+export REDIS="${REDIS:-0}"
 export UNCACHED="${UNCACHED:-0}"
 export ROWS="${ROWS:-$PEER_ROWS $GW_ROWS}"
 export EXTRA_ROWS_FILE="$ROWS_FILE"
 export GATEWAY_URL="http://127.0.0.1:18300/plain/api/v1/items"
 export GATEWAY_CMD="$HERE/run-peers.sh --serve {UPSTREAM} {KEYS}"
-exec "$SHARED/peers.sh"
+"$SHARED/peers.sh"   # not exec: the REDIS=1 trap stops redis-server afterwards

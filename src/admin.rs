@@ -66,6 +66,10 @@ async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"status": "draining"}),
         ),
+        (&Method::GET, "/readyz") if !gw.state_ready() => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not_ready", "reason": "the Redis state backend is unreachable"}),
+        ),
         (&Method::GET, "/readyz") => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
         (&Method::GET, "/metrics") => match crate::metrics::handle() {
             Some(h) => reply(StatusCode::OK, "text/plain; version=0.0.4", h.render()),

@@ -113,6 +113,32 @@ impl Gateway {
         }
     }
 
+    /// The Redis state backend, when `[state]` chose it.
+    pub fn redis(&self) -> Option<&Arc<crate::state::RedisState>> {
+        self.shared.state.get().and_then(Option::as_ref)
+    }
+
+    /// False while the Redis state backend is unreachable (`/readyz` answers 503).
+    pub fn state_ready(&self) -> bool {
+        self.redis().is_none_or(|r| r.is_up())
+    }
+
+    /// Applies `[state] startup`: with `"refuse"`, an error when Redis does not answer within
+    /// `connect_timeout`; with `"retry"` (or the embedded backend), `Ok` at once.
+    pub async fn check_startup(&self) -> Result<(), String> {
+        let Some(r) = self.redis() else {
+            return Ok(());
+        };
+        let s = r.settings();
+        if s.startup == crate::state::Startup::Retry || r.wait_up(s.connect_timeout).await {
+            return Ok(());
+        }
+        Err(format!(
+            "Redis at {} did not answer within {:?} and [state] startup = \"refuse\"",
+            s.url, s.connect_timeout
+        ))
+    }
+
     /// Marks the gateway as shutting down (`/readyz` answers 503).
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);

@@ -11,7 +11,8 @@
 //!
 //! Configuration loads in three stages (`config::raw` -> `config::validate` ->
 //! `config::compile`) into an immutable `Snapshot` held by the `gateway::Gateway`; `server`
-//! accepts connections and hands each request to `pipeline::handle`.
+//! accepts connections and hands each request to `pipeline::handle`. Several instances share
+//! limiter counters and OAuth state through `state` (`[state] backend = "redis"`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod route;
 pub mod server;
+pub mod state;
 pub mod store;
 
 /// Installs the process-wide crypto providers (aws-lc-rs) for rustls and jsonwebtoken. Call once

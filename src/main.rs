@@ -155,7 +155,7 @@ fn check(file: &std::path::Path) -> ExitCode {
     let _guard = rt.enter();
     match config::load(file, &Shared::for_check(SystemClock::shared())) {
         Ok(snap) => {
-            for note in portcullis::server::bounds::relaxations(&snap.config.limits) {
+            for note in relaxations(&snap) {
                 println!("note: {note}");
             }
             println!("{}: OK", file.display());
@@ -166,6 +166,27 @@ fn check(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Settings that loosen a safe default, reported by `check` so none goes unnoticed.
+fn relaxations(snap: &config::Snapshot) -> Vec<String> {
+    use portcullis::ratelimit::OnBackendError;
+    let redis = matches!(
+        snap.config.state,
+        portcullis::state::StateSettings::Redis(_)
+    );
+    snap.config
+        .classes
+        .iter()
+        .filter(|c| redis && c.limit.is_some() && c.on_backend_error == OnBackendError::Open)
+        .map(|c| {
+            format!(
+                "classes.{}.on_backend_error = \"open\": its requests pass unlimited while Redis is unreachable",
+                c.name
+            )
+        })
+        .chain(portcullis::server::bounds::relaxations(&snap.config.limits))
+        .collect()
 }
 
 fn init_logs(format: LogFormat) {
@@ -225,6 +246,10 @@ async fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = gw.check_startup().await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let server = match Server::bind(gw.clone()).await {
         Ok(s) => s,
         Err(e) => {

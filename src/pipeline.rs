@@ -108,7 +108,7 @@ async fn run<'a>(
     // Owned: the request moves into `forward` while the path is still needed.
     let path = normalize_path(req.uri().path())?.into_owned();
     let route = find_route(snap, &req, &path, ctx)?;
-    rate_limit(snap, route, client_ip, ctx)?;
+    rate_limit(snap, route, client_ip, ctx).await?;
     let principal = snap
         .auth
         .authenticate(route.spec.auth, req.headers())
@@ -195,11 +195,23 @@ fn find_route<'a>(
 
 /// Counts the request against its route's rolling window; refused requests do not count.
 /// Runs before authentication, so credential guessing is limited too.
-fn rate_limit(snap: &Snapshot, route: &Route, ip: IpAddr, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
+/// On Redis, a backend failure follows the class's `on_backend_error` (`open`: no decision).
+async fn rate_limit(
+    snap: &Snapshot,
+    route: &Route,
+    ip: IpAddr,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Reject> {
     let Some(limit) = route.spec.limit else {
         return Ok(());
     };
-    let decision = snap.limiter.check(&route.spec.limit_key, ip, limit);
+    let on_error = route.class.on_backend_error;
+    let checked = snap
+        .limiter
+        .check(&route.spec.limit_key, ip, limit, on_error);
+    let Some(decision) = checked.await? else {
+        return Ok(());
+    };
     ctx.rate = Some(decision);
     if decision.allowed {
         Ok(())

@@ -15,8 +15,11 @@ use crate::clock::SharedClock;
 use crate::metrics::ClassMetrics;
 use crate::oauth::{RevocationHook, TokenService};
 use crate::proxy::{PoolSettings, Pools, Upstream};
-use crate::ratelimit::MemoryLimiter;
+use crate::ratelimit::redis::RedisLimiter;
+use crate::ratelimit::{Limiter, MemoryLimiter};
 use crate::route::RouteTable;
+use crate::state::{RedisSettings, RedisState, StateSettings, revocations};
+use crate::store::RedisStore;
 
 /// State shared by every snapshot, kept across reloads.
 #[derive(Clone)]
@@ -31,6 +34,9 @@ pub struct Shared {
     pub oauth: Arc<Mutex<Option<Arc<TokenService>>>>,
     /// Rolling-window counters, created by the first compile with its `[rate_limit]` settings.
     pub limiter: Arc<OnceLock<Arc<MemoryLimiter>>>,
+    /// The shared-state backend chosen by the first compile (`None` = embedded); `[state]`
+    /// changes need a restart.
+    pub state: Arc<OnceLock<Option<Arc<RedisState>>>>,
     /// Compiling for `portcullis check`: validate everything, open no state files.
     pub check_only: bool,
 }
@@ -44,6 +50,7 @@ impl Shared {
             pools: Arc::new(Pools::default()),
             oauth: Arc::new(Mutex::new(None)),
             limiter: Arc::new(OnceLock::new()),
+            state: Arc::new(OnceLock::new()),
             check_only: false,
         }
     }
@@ -116,8 +123,9 @@ pub struct Snapshot {
     pub auth: Authenticator,
     /// The token service, when `[oauth]` is configured.
     pub oauth: Option<Arc<TokenService>>,
-    /// The shared rolling-window counters (state outlives this snapshot).
-    pub limiter: Arc<MemoryLimiter>,
+    /// The rate limiter: in memory, or on Redis with the in-memory one as the `local`
+    /// failure mode (state outlives this snapshot).
+    pub limiter: Limiter,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -127,7 +135,8 @@ pub fn compile(
     shared: &Shared,
     d: &mut Diagnostics,
 ) -> Option<Snapshot> {
-    let oauth = token_service(raw, shared, d);
+    let redis = shared_state(&v.state, shared, d);
+    let oauth = token_service(raw, shared, redis.as_ref(), d);
     let mut auth = Authenticator::build(raw, d, &shared.auth)?;
     if let Some(svc) = &oauth {
         for k in svc.verification_keys() {
@@ -186,10 +195,14 @@ pub fn compile(
         return None;
     }
     let settings = v.rate_limit;
-    let limiter = shared
+    let local = shared
         .limiter
         .get_or_init(|| Arc::new(MemoryLimiter::new(settings, shared.clock.clone())))
         .clone();
+    let limiter = match &redis {
+        Some(r) => Limiter::redis(local, RedisLimiter::new(r.clone())),
+        None => Limiter::memory(local),
+    };
     if limiter.settings() != settings {
         tracing::warn!(
             "[rate_limit] changed; the running limiter keeps its settings until a restart \
@@ -211,10 +224,45 @@ pub fn compile(
     })
 }
 
+/// The Redis connection when `[state]` chose Redis: opened (lazily) by the first compile, with
+/// the revocation feed into the verifier; kept across reloads. `check` opens nothing.
+fn shared_state(
+    v: &StateSettings,
+    shared: &Shared,
+    d: &mut Diagnostics,
+) -> Option<Arc<RedisState>> {
+    if shared.check_only {
+        return None;
+    }
+    if let Some(existing) = shared.state.get() {
+        if existing.as_ref().map(|r| r.settings().url.as_str()) != v.redis_url() {
+            tracing::warn!(
+                "[state] changed; the running gateway keeps its state backend until a restart"
+            );
+        }
+        return existing.clone();
+    }
+    let opened = match v {
+        StateSettings::Embedded => None,
+        StateSettings::Redis(r) => match RedisState::start(RedisSettings::clone(r)) {
+            Ok(s) => {
+                revocations::spawn(&s, shared.revocation_hook(), shared.clock.clone());
+                Some(s)
+            }
+            Err(e) => {
+                d.push(None, "state.url", e, "check the Redis URL and credentials");
+                return None;
+            }
+        },
+    };
+    shared.state.get_or_init(|| opened).clone()
+}
+
 /// Builds the token service, reusing the open store of the previous one (it is locked while open).
 fn token_service(
     raw: &RawConfig,
     shared: &Shared,
+    redis: Option<&Arc<RedisState>>,
     d: &mut Diagnostics,
 ) -> Option<Arc<TokenService>> {
     if shared.check_only {
@@ -224,7 +272,13 @@ fn token_service(
     let previous = shared.oauth.lock().ok().and_then(|g| g.clone());
     let svc = match previous {
         Some(prev) => prev.reload(raw, d, shared.clock.clone(), hook),
-        None => TokenService::build(raw, d, shared.clock.clone(), hook),
+        None => match redis {
+            Some(r) => {
+                let store = Arc::new(RedisStore::new(r.clone()));
+                TokenService::build_with_store(raw, d, shared.clock.clone(), hook, store)
+            }
+            None => TokenService::build(raw, d, shared.clock.clone(), hook),
+        },
     };
     svc.map(Arc::new)
 }

@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub identity: IdentityHeaders,
     /// The built-in OAuth 2.0 token service; absent = no token service.
     pub oauth: Option<OAuth>,
+    /// Where shared state lives (`embedded` or `redis`); owned by `state`.
+    pub state: Option<crate::state::RawState>,
 }
 
 /// `[server]`
@@ -130,6 +132,8 @@ pub struct Class {
     pub limit: Option<SString>,
     /// `"partner"` or `"oauth"`.
     pub errors: SString,
+    /// `"local"` (default), `"open"` or `"closed"`: what the limit does when Redis fails.
+    pub on_backend_error: Option<SString>,
 }
 
 /// `[upstreams.NAME]`

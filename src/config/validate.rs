@@ -66,6 +66,8 @@ pub struct ClassSpec {
     pub style: ErrorStyle,
     /// Rolling-window limit; none = unlimited.
     pub limit: Option<Limit>,
+    /// What the limit does when the shared backend fails.
+    pub on_backend_error: ratelimit::OnBackendError,
 }
 
 /// Where an upstream's requests go.
@@ -160,6 +162,8 @@ pub struct Validated {
     pub rate_limit: ratelimit::Settings,
     /// Identity header names.
     pub identity: IdentityNames,
+    /// `[state]`: the shared-state backend.
+    pub state: crate::state::StateSettings,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -208,6 +212,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let routes = routes(raw, &classes, &upstreams, &limits, d);
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
+    let state = crate::state::settings::compile(raw.state.as_ref(), &base, d);
     let bearer_routes = routes
         .iter()
         .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
@@ -252,6 +257,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         routes,
         rate_limit,
         identity,
+        state,
     })
 }
 
@@ -450,10 +456,16 @@ fn classes(raw: &BTreeMap<String, Spanned<raw::Class>>, d: &mut Diagnostics) -> 
                 .limit
                 .as_ref()
                 .and_then(|l| limit(l, &format!("{key}.limit"), d));
+            let on_backend_error = ratelimit::OnBackendError::compile(
+                c.get_ref().on_backend_error.as_ref(),
+                &format!("{key}.on_backend_error"),
+                d,
+            );
             ClassSpec {
                 name: name.clone(),
                 style,
                 limit,
+                on_backend_error,
             }
         })
         .collect()

@@ -46,8 +46,21 @@ pub enum Reject {
     ServiceUnavailable(String),
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// A `closed` class could not check its rate limit: the shared state backend failed.
+    StateUnavailable {
+        /// Seconds after which to retry (>= 1).
+        retry_after_secs: u64,
+    },
     /// A bug or an unexpected failure; never a panic. The text is logged, not sent.
     Internal(String),
+}
+
+impl From<crate::ratelimit::BackendUnavailable> for Reject {
+    fn from(e: crate::ratelimit::BackendUnavailable) -> Self {
+        Reject::StateUnavailable {
+            retry_after_secs: e.retry_after_secs,
+        }
+    }
 }
 
 impl From<AuthError> for Reject {
@@ -150,6 +163,14 @@ impl Reject {
             Reject::ServiceUnavailable(why) => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "service_unavailable", why.clone())
             }
+            Reject::StateUnavailable { retry_after_secs } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                format!(
+                    "The rate limit cannot be checked right now. Retry after {retry_after_secs} seconds."
+                ),
+            )
+            .with(RETRY_AFTER, retry_after_secs.to_string()),
             Reject::UpstreamTimeout => Problem::new(
                 S::GATEWAY_TIMEOUT,
                 "upstream_timeout",

@@ -111,6 +111,19 @@ impl TokenService {
         Some(Self::with_store(settings, Arc::new(store), clock, hook))
     }
 
+    /// Compiles `[oauth]` on a store opened elsewhere (the Redis store of `[state]`);
+    /// `oauth.store` is then not opened.
+    pub fn build_with_store(
+        raw: &RawConfig,
+        diags: &mut Diagnostics<'_>,
+        clock: SharedClock,
+        hook: Option<RevocationHook>,
+        store: Arc<dyn Store>,
+    ) -> Option<Self> {
+        let settings = settings::compile(raw.oauth.as_ref()?, diags)?;
+        Some(Self::with_store(settings, store, clock, hook))
+    }
+
     /// Compiles `[oauth]` for `portcullis check`: every setting is validated, but the store file
     /// is not opened (a running gateway holds its lock); an in-memory store stands in for it.
     pub fn check(raw: &RawConfig, diags: &mut Diagnostics<'_>, clock: SharedClock) -> Option<Self> {

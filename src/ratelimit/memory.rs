@@ -238,7 +238,7 @@ impl MemoryLimiter {
     }
 
     /// The address part of a key: IPv4 as `::ffff:a.b.c.d`, IPv6 masked to the prefix.
-    fn group(&self, ip: IpAddr) -> [u32; 4] {
+    pub(crate) fn group(&self, ip: IpAddr) -> [u32; 4] {
         match ip.to_canonical() {
             IpAddr::V4(v4) => [0, 0, 0xffff, u32::from(v4)],
             IpAddr::V6(v6) => {
@@ -322,7 +322,7 @@ impl MemoryLimiter {
     }
 }
 
-fn decision(v: Verdict, limit: Limit) -> Decision {
+pub(crate) fn decision(v: Verdict, limit: Limit) -> Decision {
     let wait = ceil_secs(v.wait_ms);
     Decision {
         allowed: v.allowed,

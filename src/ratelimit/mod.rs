@@ -17,6 +17,11 @@
 //! arithmetic and its proof sketch are in `window`. The keyed store, IPv6 grouping, idle-key
 //! sweeping and the overflow policy are in `memory`.
 //!
+//! # Backends
+//! `[state] backend = "redis"` moves the counters to Redis (`redis`: the same algorithm as one
+//! Lua script, one round trip per check) so the contract holds for the sum of all instances;
+//! [`Limiter`] chooses the backend and applies each class's [`OnBackendError`] when Redis fails.
+//!
 //! # Overflow policy (`max_tracked_clients`)
 //! The store never evicts a key whose counts still matter. When it is full and a new client
 //! arrives, it first sweeps idle keys (at most once a second, so a flood cannot make every
@@ -36,13 +41,16 @@
 //! W + W/20) are removed by [`MemoryLimiter::sweep`], run periodically by
 //! [`MemoryLimiter::spawn_sweeper`].
 
+mod backend;
 mod limit;
 mod memory;
+pub mod redis;
 mod window;
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
+pub use backend::{BackendUnavailable, Limiter, OnBackendError};
 pub use limit::{Limit, MAX_REQUESTS, MAX_WINDOW_SECS};
 pub use memory::MemoryLimiter;
 pub use window::BUCKETS;

@@ -7,9 +7,11 @@
 //! backend, and every write is durable before the call returns, so a response that promised a
 //! token never outlives the token after a crash.
 //!
-//! Backends: `embedded` (one redb file). A Redis backend implements the same trait.
+//! Backends: `embedded` (one redb file, the default) and `redis` (`[state] backend = "redis"`,
+//! shared by several instances; one Lua script per exactly-once operation).
 
 pub mod embedded;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
 
 /// A store failure (I/O, corruption, a backend down). Never shown to API consumers verbatim.
 #[derive(Debug, Error)]
