@@ -18,10 +18,16 @@ use crate::gateway::Gateway;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
+    let mut backoff = crate::server::accept::Backoff::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                backoff.failed("admin", &e).await;
+                continue;
+            }
         };
+        backoff.reset();
         let gw = gw.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {

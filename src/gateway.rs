@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::config::{self, Diagnostic, Shared, Snapshot};
+use crate::server::conns::Connections;
 
 /// How often idle rate-limit keys are swept.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -25,6 +26,7 @@ pub struct Gateway {
     shared: Shared,
     path: Option<PathBuf>,
     draining: AtomicBool,
+    connections: Arc<Connections>,
 }
 
 impl Gateway {
@@ -36,6 +38,7 @@ impl Gateway {
             shared,
             path: Some(path.to_path_buf()),
             draining: AtomicBool::new(false),
+            connections: Arc::default(),
         }))
     }
 
@@ -46,6 +49,7 @@ impl Gateway {
             shared,
             path: None,
             draining: AtomicBool::new(false),
+            connections: Arc::default(),
         })
     }
 
@@ -140,6 +144,11 @@ impl Gateway {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// The open client connections (counted and capped at accept).
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
     /// True once shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
@@ -152,6 +161,7 @@ impl Gateway {
             shared,
             path: Some(path.to_path_buf()),
             draining: AtomicBool::new(false),
+            connections: Arc::default(),
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod fuzz_targets;
 pub mod gateway;
+pub mod idle_timer;
 pub mod log_limit;
 pub mod metrics;
 pub mod oauth;

@@ -168,7 +168,6 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Settings that loosen a safe default, reported by `check` so none goes unnoticed.
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -295,5 +294,13 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
-    tracing::info!("shutting down: draining in-flight requests");
+    tracing::info!("shutting down: draining in-flight requests (a second signal exits at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second shutdown signal: exiting without waiting for the drain");
+        std::process::exit(130);
+    });
 }

@@ -6,7 +6,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE};
@@ -21,7 +20,7 @@ use crate::config::validate::ClassSpec;
 use crate::error::{Reject, render};
 use crate::gateway::Gateway;
 use crate::metrics::ClassMetrics;
-use crate::proxy::body::{Body, CappedBody, boxed, full};
+use crate::proxy::body::{Body, BodyState, CappedBody, boxed, full};
 use crate::proxy::headers::{self, Forwarded};
 use crate::proxy::{UpstreamError, echo, response};
 use crate::ratelimit::Decision;
@@ -72,7 +71,12 @@ pub async fn handle(gw: Arc<Gateway>, conn: &ConnInfo, req: Request<Incoming>) -
     let logged = tracing::enabled!(target: "access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_string()));
     let mut ctx = Ctx {
-        request_id: RequestId::from_headers(req.headers()),
+        // The server stamps the id it will also answer a panic with.
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId::from_headers(req.headers())),
         class: &snap.default_class,
         metrics: &snap.default_metrics,
         route: None,
@@ -226,16 +230,20 @@ async fn forward(
     ctx: &Ctx<'_>,
 ) -> Result<Response<Body>, Reject> {
     let (mut parts, incoming) = req.into_parts();
-    let tripped = Arc::new(AtomicBool::new(false));
+    let limits = &snap.config.limits;
+    let state = Arc::new(BodyState::default());
     let body = boxed(CappedBody::new(
         incoming,
         route.spec.max_body_bytes,
-        tripped.clone(),
+        limits.body_idle_timeout,
+        state.clone(),
     ));
     rewrite_headers(&mut parts, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
-        if tripped.load(Ordering::Relaxed) {
+        if state.timed_out() {
+            Reject::RequestTimeout
+        } else if state.too_large() {
             Reject::PayloadTooLarge {
                 limit: route.spec.max_body_bytes,
             }
@@ -269,10 +277,12 @@ async fn forward(
             parts.uri = up.uri_for(path, query.as_deref())?;
             headers::set_host(&mut parts.headers, up.host());
             let asked_upgrade = parts.headers.contains_key(UPGRADE);
-            let timeout = snap.config.limits.upstream_response_timeout;
-            let resp = up.send(Request::from_parts(parts, body), timeout).await;
-            let resp =
-                resp.map_err(|e| upstream_reject(e, tripped.load(Ordering::Relaxed), route))?;
+            let (head, idle) = (
+                limits.upstream_response_timeout,
+                limits.upstream_body_idle_timeout,
+            );
+            let resp = up.send(Request::from_parts(parts, body), head, idle).await;
+            let resp = resp.map_err(|e| upstream_reject(e, &state, route))?;
             let (mut parts, incoming) = resp.into_parts();
             response::check(parts.status, &mut parts.headers, asked_upgrade)?;
             headers::strip_hop_by_hop(&mut parts.headers);
@@ -338,11 +348,18 @@ fn local_uri(path: &str, query: Option<&str>) -> Result<http::Uri, Reject> {
         .map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))
 }
 
-fn upstream_reject(e: UpstreamError, body_too_large: bool, route: &Route) -> Reject {
-    if body_too_large {
+/// A broken client body is the client's doing (413, 408), not the upstream's (502).
+fn upstream_reject(e: UpstreamError, body: &BodyState, route: &Route) -> Reject {
+    if body.timed_out() {
+        return Reject::RequestTimeout;
+    }
+    if body.too_large() {
         return Reject::PayloadTooLarge {
             limit: route.spec.max_body_bytes,
         };
+    }
+    if body.broken() {
+        return Reject::BadRequest("the request body ended before its declared length".into());
     }
     tracing::warn!(upstream = %route.upstream_name, error = %e, "upstream request failed");
     match e {

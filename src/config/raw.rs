@@ -102,6 +102,24 @@ pub struct Limits {
     pub upstream_pool_idle_per_host: Option<usize>,
     /// How long an idle upstream connection is kept, e.g. `"90s"`.
     pub upstream_pool_idle_timeout: Option<SString>,
+    /// Time a client has to finish the TLS handshake.
+    pub tls_handshake_timeout: Option<SString>,
+    /// How long a client connection with no request in flight is kept (HTTP/1.1 keep-alive, h2).
+    pub client_idle_timeout: Option<SString>,
+    /// Longest pause inside a request body.
+    pub body_idle_timeout: Option<SString>,
+    /// Longest a response write may stay blocked on a client that does not read.
+    pub client_write_timeout: Option<SString>,
+    /// Longest pause inside an upstream's response body.
+    pub upstream_body_idle_timeout: Option<SString>,
+    /// Open client connections, in total.
+    pub max_connections: Option<usize>,
+    /// Open client connections from one IP address.
+    pub max_connections_per_ip: Option<usize>,
+    /// HTTP/2 streams in flight on one connection.
+    pub h2_max_concurrent_streams: Option<u32>,
+    /// HTTP/2 PING and SETTINGS frames a client may send per second before GOAWAY.
+    pub h2_max_control_frames_per_sec: Option<u32>,
 }
 
 /// `[admin]`

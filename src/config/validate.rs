@@ -37,6 +37,24 @@ pub struct Limits {
     pub upstream_pool_idle_per_host: usize,
     /// How long an idle pooled connection is kept (default 90 s).
     pub upstream_pool_idle_timeout: Duration,
+    /// Time to finish the TLS handshake (default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Client connection with no request in flight (default 60 s).
+    pub client_idle_timeout: Duration,
+    /// Longest pause inside a request body (default 30 s).
+    pub body_idle_timeout: Duration,
+    /// Longest blocked response write (default 30 s).
+    pub client_write_timeout: Duration,
+    /// Longest pause inside an upstream response body (default 60 s).
+    pub upstream_body_idle_timeout: Duration,
+    /// Open client connections in total (default 10000).
+    pub max_connections: usize,
+    /// Open client connections per IP (default 256).
+    pub max_connections_per_ip: usize,
+    /// HTTP/2 streams per connection (default 100).
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 PING + SETTINGS frames per second per connection (default 100).
+    pub h2_max_control_frames_per_sec: u32,
 }
 
 /// A route class.
@@ -159,6 +177,7 @@ impl Validated {
     /// reports its own.
     pub fn relaxations(&self) -> Vec<String> {
         let mut notes = self.http.relaxations();
+        notes.extend(crate::server::bounds::relaxations(&self.limits));
         notes.extend(self.forwarding.relaxations());
         for (i, r) in self.routes.iter().enumerate() {
             if r.allow_encoded_slashes {
@@ -411,7 +430,34 @@ fn limits(raw: &raw::Limits, d: &mut Diagnostics) -> Limits {
             d,
         )
         .unwrap_or(Duration::from_secs(90)),
+        tls_handshake_timeout: secs(&raw.tls_handshake_timeout, "tls_handshake_timeout", 10, d),
+        client_idle_timeout: secs(&raw.client_idle_timeout, "client_idle_timeout", 60, d),
+        body_idle_timeout: secs(&raw.body_idle_timeout, "body_idle_timeout", 30, d),
+        client_write_timeout: secs(&raw.client_write_timeout, "client_write_timeout", 30, d),
+        upstream_body_idle_timeout: secs(
+            &raw.upstream_body_idle_timeout,
+            "upstream_body_idle_timeout",
+            60,
+            d,
+        ),
+        max_connections: raw.max_connections.unwrap_or(10_000).max(1),
+        max_connections_per_ip: raw.max_connections_per_ip.unwrap_or(256).max(1),
+        h2_max_concurrent_streams: raw.h2_max_concurrent_streams.unwrap_or(100).max(1),
+        h2_max_control_frames_per_sec: raw.h2_max_control_frames_per_sec.unwrap_or(100).max(1),
     }
+}
+
+impl Limits {
+    /// Every `[limits]` key at its default.
+    pub fn defaults() -> Self {
+        let source = super::diagnostic::Source::new("", "");
+        limits(&raw::Limits::default(), &mut Diagnostics::new(&source))
+    }
+}
+
+/// A `[limits]` duration, `default` seconds when absent.
+fn secs(s: &Option<SString>, key: &str, default: u64, d: &mut Diagnostics) -> Duration {
+    opt_duration(s, &format!("limits.{key}"), d).unwrap_or(Duration::from_secs(default))
 }
 
 fn limit(s: &SString, key: &str, d: &mut Diagnostics) -> Option<Limit> {

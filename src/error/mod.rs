@@ -47,6 +47,8 @@ pub enum Reject {
         /// Whole seconds until one request would be admitted (>= 1).
         retry_after_secs: u64,
     },
+    /// The client paused inside its request body longer than `body_idle_timeout`.
+    RequestTimeout,
     /// The upstream refused the connection or broke it.
     BadGateway,
     /// The upstream (or a backend the gateway needs) is unavailable.
@@ -171,6 +173,12 @@ impl Reject {
                 format!("Rate limit exceeded. Retry after {retry_after_secs} seconds."),
             )
             .with(RETRY_AFTER, retry_after_secs.to_string()),
+            Reject::RequestTimeout => Problem::new(
+                S::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body stopped arriving; send it without long pauses.",
+            )
+            .with(http::header::CONNECTION, "close"),
             Reject::BadGateway => Problem::new(
                 S::BAD_GATEWAY,
                 "bad_gateway",

@@ -1,17 +1,22 @@
 //! Body: the gateway's response body type and a request body that streams under a size cap.
 //!
 //! `CappedBody` passes frames through as they arrive (nothing is buffered), counting bytes; past
-//! the cap it fails the stream and raises a flag, so the pipeline answers 413 instead of 502.
+//! the cap, or after a pause longer than `body_idle_timeout`, it fails the stream and records
+//! why in its `BodyState`, so the pipeline answers 413 or 408 instead of 502. This holds for
+//! bodies the gateway reads itself (the token service) as well as streamed ones.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+
+use crate::idle_timer::IdleTimer;
 
 /// Boxed error of a body stream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,22 +50,55 @@ where
 #[error("request body exceeds {0} bytes")]
 pub struct TooLarge(pub u64);
 
-/// A body that fails once more than `cap` bytes have passed.
+/// The client paused inside its body longer than `body_idle_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent nothing of its body for {0:?} (body_idle_timeout)")]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// What happened to a request body on its way, for the pipeline's answer.
+#[derive(Debug, Default)]
+pub struct BodyState {
+    too_large: AtomicBool,
+    timed_out: AtomicBool,
+    broken: AtomicBool,
+}
+
+impl BodyState {
+    /// The body went over its cap.
+    pub fn too_large(&self) -> bool {
+        self.too_large.load(Ordering::Relaxed)
+    }
+
+    /// The client stalled inside the body.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// The client's body broke (closed or reset before its end).
+    pub fn broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+}
+
+/// A body that fails once more than `cap` bytes have passed, or when it pauses too long.
 pub struct CappedBody<B> {
     inner: B,
     seen: u64,
     cap: u64,
-    tripped: Arc<AtomicBool>,
+    idle: IdleTimer,
+    state: Arc<BodyState>,
 }
 
 impl<B> CappedBody<B> {
-    /// Wraps `inner`; `tripped` is set when the cap is exceeded.
-    pub fn new(inner: B, cap: u64, tripped: Arc<AtomicBool>) -> Self {
+    /// Wraps `inner`: at most `cap` bytes, no pause longer than `idle`; `state` records which
+    /// bound failed it.
+    pub fn new(inner: B, cap: u64, idle: Duration, state: Arc<BodyState>) -> Self {
         Self {
             inner,
             seen: 0,
             cap,
-            tripped,
+            idle: IdleTimer::new(idle),
+            state,
         }
     }
 }
@@ -78,20 +116,62 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if this.idle.expired(cx, polled.is_pending()) {
+            this.state.timed_out.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.idle.after())))));
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.seen += data.len() as u64;
                     if this.seen > this.cap {
-                        this.tripped.store(true, Ordering::Relaxed);
+                        this.state.too_large.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(TooLarge(this.cap)))));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                this.state.broken.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(e.into())))
+            }
             other => other.map(|_| None),
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `body` carrying `guard` until it is done or dropped (the server counts requests in flight).
+pub fn with_guard<G: Send + Unpin + 'static>(body: Body, guard: G) -> Body {
+    Guarded {
+        inner: body,
+        _guard: guard,
+    }
+    .boxed_unsync()
+}
+
+struct Guarded<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> HttpBody for Guarded<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

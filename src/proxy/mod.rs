@@ -147,17 +147,17 @@ impl Upstream {
         Ok(Uri::from(pq))
     }
 
-    /// Sends `req` (URI and headers already rewritten); waits at most `timeout` for the head.
+    /// Sends `req` (URI and headers already rewritten); waits at most `head_timeout` for the
+    /// response head once the request body is sent, and at most `body_idle` for each piece of
+    /// the response body.
     pub async fn send(
         &self,
         mut req: Request<Body>,
-        timeout: Duration,
+        head_timeout: Duration,
+        body_idle: Duration,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         *req.version_mut() = Version::HTTP_11;
-        match tokio::time::timeout(timeout, self.pool.send(req)).await {
-            Err(_) => Err(UpstreamError::Timeout),
-            Ok(result) => result,
-        }
+        self.pool.send(req, head_timeout, body_idle).await
     }
 
     /// Idle pooled connections to this upstream (tests, diagnostics).
@@ -172,7 +172,7 @@ pub enum UpstreamError {
     /// Refused or unreachable.
     #[error("connect failed: {0}")]
     Connect(String),
-    /// No response head in time.
+    /// No response head within `upstream_response_timeout` of the request's end.
     #[error("timed out")]
     Timeout,
     /// The exchange broke (or the request body failed, e.g. over its cap).

@@ -1,29 +1,41 @@
 //! Server: listeners, the accept loop, TLS, HTTP/1.1 and HTTP/2 (hyper-util auto), graceful drain.
 //!
-//! An accept error never ends the loop. TLS handshakes run in the connection's own task under a
-//! timeout. Slow clients are cut off by the header-read timeout; oversized heads are refused by
-//! hyper's buffer cap (the pipeline renders 431 for heads between the configured limit and it).
-//! On shutdown, listeners close and in-flight requests get `shutdown_grace` to finish.
+//! Every wait is bounded (DESIGN section 10). At accept, connections over `max_connections` or
+//! `max_connections_per_ip` are closed at once; an accept error backs off (`accept`). TLS
+//! handshakes run in the connection's own task under `tls_handshake_timeout`. `conn` serves one
+//! connection: protocol sniff and heads under `header_read_timeout`, `client_idle_timeout` with no
+//! request in flight, `client_write_timeout` on a client that stops reading, h2 stream and
+//! control-frame limits, and a panic in a handler answered 500 (`catch`). Oversized heads are
+//! refused by hyper's buffer cap (the pipeline renders 431 for heads between the configured limit
+//! and it). On shutdown, listeners close and in-flight requests get `shutdown_grace` to finish.
 
+pub mod accept;
+pub mod bounds;
+pub mod catch;
+pub mod conn;
+pub mod conns;
+pub mod h2_flood;
+pub mod io;
 pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::validate::Limits;
 use crate::gateway::Gateway;
-use crate::pipeline::{self, ConnInfo};
+use crate::log_limit::LogLimit;
+use crate::pipeline::ConnInfo;
+use conn::ConnSettings;
+use conns::Slot;
 
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+static REFUSED: LogLimit = LogLimit::per_secs(10);
 
 /// A bound listener, ready to serve.
 pub struct Server {
@@ -52,95 +64,98 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by the grace time).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        let builder = Arc::new(http_builder(&self.gw));
+        let (stop, stopped) = watch::channel(false);
+        let builder = Arc::new(http_builder(&self.gw.snapshot().config.limits));
+        let mut backoff = accept::Backoff::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        self.spawn_conn(stream, peer, &builder, &graceful);
+                        backoff.reset();
+                        self.admit(stream, peer, &builder, &stopped);
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(e) => backoff.failed("main", &e).await,
                 },
                 () = &mut shutdown => break,
             }
         }
         self.gw.set_draining();
         drop(self.listener);
+        let _ = stop.send(true);
         let grace = self.gw.snapshot().config.shutdown_grace;
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        let drained = self.gw.connections().all_closed();
+        if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::warn!("shutdown grace elapsed with connections still open");
+        }
+    }
+
+    /// Takes a connection slot (or closes the connection over a cap) and spawns its task.
+    fn admit(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        builder: &Arc<Builder<TokioExecutor>>,
+        stopped: &watch::Receiver<bool>,
+    ) {
+        let limits = &self.gw.snapshot().config.limits;
+        let conns = self.gw.connections();
+        match conns.try_open(
+            peer.ip(),
+            limits.max_connections,
+            limits.max_connections_per_ip,
+        ) {
+            Ok(slot) => {
+                let _ = stream.set_nodelay(true);
+                self.spawn_conn(stream, peer, slot, builder, stopped, limits);
+            }
+            Err(why) => {
+                if let Some(suppressed) = REFUSED.admit() {
+                    tracing::warn!(%peer, reason = %why, suppressed, "connection refused at accept");
+                }
+                metrics::counter!("portcullis_connections_refused_total").increment(1);
+            }
         }
     }
 
     fn spawn_conn(
         &self,
-        stream: tokio::net::TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
+        slot: Slot,
         builder: &Arc<Builder<TokioExecutor>>,
-        graceful: &GracefulShutdown,
+        stopped: &watch::Receiver<bool>,
+        limits: &Limits,
     ) {
-        let gw = self.gw.clone();
-        let builder = builder.clone();
-        match self.tls.clone() {
-            None => {
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    serve_conn(&builder, stream, gw, ConnInfo::new(peer, false), watcher).await;
-                });
+        let (gw, builder, stopped) = (self.gw.clone(), builder.clone(), stopped.clone());
+        let settings = ConnSettings {
+            header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.client_idle_timeout,
+            write_timeout: limits.client_write_timeout,
+            h2_control_frames_per_sec: limits.h2_max_control_frames_per_sec,
+        };
+        let handshake_timeout = limits.tls_handshake_timeout;
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(acceptor) = tls else {
+                let info = ConnInfo::new(peer, false);
+                return conn::serve(&builder, stream, gw, info, stopped, settings).await;
+            };
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let info = ConnInfo::new(peer, true);
+                    conn::serve(&builder, tls, gw, info, stopped, settings).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "tls_handshake_timeout; closed"),
             }
-            Some(acceptor) => {
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls)) => {
-                            serve_conn(&builder, tls, gw, ConnInfo::new(peer, true), watcher).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        }
-    }
-}
-
-async fn serve_conn<S>(
-    builder: &Builder<TokioExecutor>,
-    io: S,
-    gw: Arc<Gateway>,
-    info: ConnInfo,
-    watcher: Watcher,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let peer = info.peer;
-    let info = Arc::new(info);
-    let svc = service_fn(move |req| {
-        let gw = gw.clone();
-        let info = info.clone();
-        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, &info, req).await) }
-    });
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        });
     }
 }
 
 /// HTTP/1.1 + HTTP/2 (prior knowledge or ALPN) with the configured head limits and timeouts.
-fn http_builder(gw: &Gateway) -> Builder<TokioExecutor> {
-    let limits = gw.snapshot().config.limits.clone();
+fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
     // hyper's own cap is the hard stop; heads between the configured limit and it get our 431.
     let hard_cap = (limits.max_header_bytes * 2).max(16 * 1024);
     let mut b = Builder::new(TokioExecutor::new());
@@ -150,6 +165,7 @@ fn http_builder(gw: &Gateway) -> Builder<TokioExecutor> {
         .max_buf_size(hard_cap);
     b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(hard_cap as u32);
+        .max_header_list_size(hard_cap as u32)
+        .max_concurrent_streams(limits.h2_max_concurrent_streams);
     b
 }

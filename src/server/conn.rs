@@ -1,0 +1,267 @@
+//! Conn: one client connection from the first byte to the close, every wait bounded.
+//!
+//! Before hyper sees the stream, the first bytes are read under `header_read_timeout` to tell
+//! HTTP/1.1 from h2c (a client that sends nothing is closed). Then the connection is served by
+//! hyper-util's auto builder while one task watches it: the server's shutdown signal, an h2
+//! control-frame flood, and `client_idle_timeout` with no request in flight each start a graceful
+//! close (HTTP/1.1: close when idle; h2: GOAWAY), and a closing connection that is still open
+//! with nothing in flight after `CLOSE_GRACE` is dropped. Each request's handler runs inside
+//! [`catch_panic`](super::catch::catch_panic).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{Notify, watch};
+
+use super::catch::catch_panic;
+use super::h2_flood::FrameScanner;
+use super::io::ConnIo;
+use crate::gateway::Gateway;
+use crate::log_limit::LogLimit;
+use crate::pipeline::{self, ConnInfo};
+use crate::proxy::body::with_guard;
+use crate::request_id::RequestId;
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How long a connection told to close may stay open with nothing in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+static FLOOD: LogLimit = LogLimit::per_secs(10);
+
+/// The per-connection bounds, read from the snapshot at accept.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnSettings {
+    /// Bound on the protocol sniff (and, in hyper, on each HTTP/1.1 head).
+    pub header_read_timeout: Duration,
+    /// Close after this long with no request in flight.
+    pub idle_timeout: Duration,
+    /// Bound on a blocked response write.
+    pub write_timeout: Duration,
+    /// h2 PING + SETTINGS frames per second before GOAWAY.
+    pub h2_control_frames_per_sec: u32,
+}
+
+/// What the connection task and its requests share.
+#[derive(Debug)]
+pub struct ConnState {
+    started: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `started` at which the connection last became idle.
+    idle_since_ms: AtomicU64,
+    /// 0: no flood, 1: detected, 2: GOAWAY queued (`FloodStage`).
+    flood: AtomicU8,
+    wake: Notify,
+}
+
+/// Where a connection is in answering a control-frame flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloodStage {
+    /// No flood.
+    None,
+    /// Over the budget; waiting for the connection task to queue GOAWAY.
+    Detected,
+    /// GOAWAY queued: reads end.
+    Closing,
+}
+
+impl ConnState {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            flood: AtomicU8::new(0),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Where the connection is in answering a flood.
+    pub fn flood_stage(&self) -> FloodStage {
+        match self.flood.load(Ordering::Acquire) {
+            0 => FloodStage::None,
+            1 => FloodStage::Detected,
+            _ => FloodStage::Closing,
+        }
+    }
+
+    /// Marks a flood and wakes the connection task.
+    pub fn flood(&self) {
+        if self
+            .flood
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// How long nothing has been in flight (zero while something is).
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(since)
+    }
+}
+
+/// One request in flight, until its response body is done or dropped.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn begin(state: &Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let now = self.0.started.elapsed().as_millis() as u64;
+        self.0.idle_since_ms.store(now, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one client connection until it closes, is closed, or the server shuts down.
+pub async fn serve<S>(
+    builder: &Builder<TokioExecutor>,
+    mut io: S,
+    gw: Arc<Gateway>,
+    info: ConnInfo,
+    shutdown: watch::Receiver<bool>,
+    s: ConnSettings,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.peer;
+    let mut stop = shutdown.clone();
+    let sniffed = tokio::select! {
+        sniffed = tokio::time::timeout(s.header_read_timeout, sniff(&mut io)) => sniffed,
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
+    let prefix = match sniffed {
+        Ok(Ok(prefix)) => prefix,
+        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "closed before a request"),
+        Err(_) => return tracing::debug!(%peer, "header_read_timeout before a request; closed"),
+    };
+    let state = Arc::new(ConnState::new());
+    let scanner =
+        (prefix[..] == H2_PREFACE[..]).then(|| FrameScanner::new(s.h2_control_frames_per_sec));
+    let io = ConnIo::new(io, prefix, s.write_timeout, scanner, state.clone());
+    let svc = {
+        let (info, state) = (Arc::new(info), state.clone());
+        service_fn(move |mut req: Request<Incoming>| {
+            let (gw, info, guard) = (gw.clone(), info.clone(), InFlight::begin(&state));
+            let request_id = RequestId::from_headers(req.headers());
+            req.extensions_mut().insert(request_id.clone());
+            async move {
+                let resp = catch_panic(pipeline::handle(gw, &info, req), request_id).await;
+                Ok::<_, Infallible>(resp.map(|b| with_guard(b, guard)))
+            }
+        })
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    // Inline: the connection's type names a closure, so no helper can take it by name.
+    let mut conn = std::pin::pin!(conn);
+    let (mut shutdown, mut shutting_down) = (shutdown, false);
+    let mut watch = Watch::new(s.idle_timeout);
+    loop {
+        let wait = watch.wait(&state);
+        tokio::select! {
+            biased;
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !shutting_down => {
+                shutting_down = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = state.wake.notified() => {
+                if let Some(suppressed) = FLOOD.admit() {
+                    tracing::warn!(%peer, suppressed, "HTTP/2 control-frame flood; GOAWAY and close");
+                }
+                conn.as_mut().graceful_shutdown();
+                state.flood.store(2, Ordering::Release);
+                watch.closing.get_or_insert_with(Instant::now);
+            }
+            () = tokio::time::sleep(wait) => match watch.tick(&state) {
+                Tick::Nothing => {}
+                Tick::Close => {
+                    tracing::debug!(%peer, "client_idle_timeout; closing");
+                    conn.as_mut().graceful_shutdown();
+                }
+                Tick::Drop => return,
+            },
+        }
+    }
+}
+
+/// The connection task's timers: idle close, then the grace before a closing connection drops.
+struct Watch {
+    idle_timeout: Duration,
+    closing: Option<Instant>,
+}
+
+enum Tick {
+    Nothing,
+    Close,
+    Drop,
+}
+
+impl Watch {
+    fn new(idle_timeout: Duration) -> Self {
+        Self {
+            idle_timeout,
+            closing: None,
+        }
+    }
+
+    /// Time until the next decision.
+    fn wait(&self, state: &ConnState) -> Duration {
+        let left = match self.closing {
+            Some(at) => CLOSE_GRACE.saturating_sub(at.elapsed()),
+            None => self.idle_timeout.saturating_sub(state.idle_for()),
+        };
+        left.max(Duration::from_millis(10))
+    }
+
+    fn tick(&mut self, state: &ConnState) -> Tick {
+        let idle = state.idle_for();
+        match self.closing {
+            Some(at) if at.elapsed() >= CLOSE_GRACE && idle > Duration::ZERO => Tick::Drop,
+            Some(_) => Tick::Nothing,
+            None if idle >= self.idle_timeout => {
+                self.closing = Some(Instant::now());
+                Tick::Close
+            }
+            None => Tick::Nothing,
+        }
+    }
+}
+
+/// Reads until the bytes are the h2 preface or cannot become it (at most 24 bytes).
+async fn sniff<S: AsyncRead + Unpin>(io: &mut S) -> std::io::Result<Vec<u8>> {
+    let mut buf = [0u8; 24];
+    let mut len = 0;
+    loop {
+        let n = io.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        len += n;
+        if len == buf.len() || !H2_PREFACE.starts_with(&buf[..len]) {
+            return Ok(buf[..len].to_vec());
+        }
+    }
+}
