@@ -154,7 +154,10 @@ fn check(file: &std::path::Path) -> ExitCode {
     };
     let _guard = rt.enter();
     match config::load(file, &Shared::for_check(SystemClock::shared())) {
-        Ok(_) => {
+        Ok(snap) => {
+            for note in config::notes::notes(&snap) {
+                println!("note: {note}");
+            }
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
         }

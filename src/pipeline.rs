@@ -18,7 +18,7 @@ use crate::auth::{self, AuthError, AuthMethod, Principal};
 use crate::config::Snapshot;
 use crate::config::compile::{Route, Target};
 use crate::config::validate::ClassSpec;
-use crate::error::{Reject, render};
+use crate::error::Reject;
 use crate::gateway::Gateway;
 use crate::metrics::ClassMetrics;
 use crate::proxy::body::{Body, CappedBody, boxed, full};
@@ -107,7 +107,7 @@ async fn run<'a>(
     rate_limit(snap, route, client_ip, ctx)?;
     let principal = snap
         .auth
-        .authenticate(route.spec.auth, req.headers())
+        .authenticate_with(route.spec.auth, &route.spec.api_key, req.headers())
         .await?;
     check_client_active(snap, principal.as_ref())?;
     auth::authorize(principal.as_ref(), &route.spec.scopes)?;
@@ -242,18 +242,13 @@ async fn forward(
 ) -> Result<Response<Body>, Reject> {
     let (mut parts, incoming) = req.into_parts();
     let tripped = Arc::new(AtomicBool::new(false));
-    let body = boxed(CappedBody::new(
-        incoming,
-        route.spec.max_body_bytes,
-        tripped.clone(),
-    ));
+    let limit = body_limit(snap, route);
+    let body = boxed(CappedBody::new(incoming, limit, tripped.clone()));
     rewrite_headers(&mut parts.headers, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
         if tripped.load(Ordering::Relaxed) {
-            Reject::PayloadTooLarge {
-                limit: route.spec.max_body_bytes,
-            }
+            Reject::PayloadTooLarge { limit }
         } else {
             Reject::BadRequest(format!("the request body could not be read: {e}"))
         }
@@ -294,6 +289,14 @@ async fn forward(
     }
 }
 
+/// The route's body limit; the token service's own, smaller cap on its routes.
+fn body_limit(snap: &Snapshot, route: &Route) -> u64 {
+    match (&route.target, &snap.oauth) {
+        (Target::OAuth, Some(svc)) => route.spec.max_body_bytes.min(svc.max_body_bytes()),
+        _ => route.spec.max_body_bytes,
+    }
+}
+
 /// What the backend sees: hop-by-hop gone, forwarding and identity headers set, consumed
 /// credentials removed, the request id attached.
 fn rewrite_headers(
@@ -318,7 +321,7 @@ fn rewrite_headers(
     if route.spec.strip_credentials {
         match ctx.principal.as_ref().map(|p| p.method) {
             Some(AuthMethod::Bearer) => drop(h.remove(http::header::AUTHORIZATION)),
-            Some(AuthMethod::ApiKey) => drop(h.remove(auth::API_KEY_HEADER)),
+            Some(AuthMethod::ApiKey) => drop(h.remove(&route.spec.api_key.key)),
             None => {}
         }
     }
@@ -354,9 +357,12 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
     if let Reject::Internal(why) = reject {
         tracing::error!(request_id = %ctx.request_id, error = %why, "internal error");
     }
-    let problem = reject.problem();
+    let mut problem = reject.problem();
+    if let Some(route) = ctx.route {
+        problem.name_key_headers(reject, &route.spec.api_key);
+    }
     crate::metrics::reject(problem.code);
-    let body = render(&problem, ctx.class.style, ctx.request_id.as_str());
+    let body = ctx.class.envelope.render(&problem, ctx.request_id.as_str());
     let mut resp = Response::new(full(body));
     *resp.status_mut() = problem.status;
     let h = resp.headers_mut();
