@@ -36,6 +36,11 @@ pub async fn start(name: &str) -> Recipe {
     Recipe { gw, up }
 }
 
+/// Starts a gateway from config text (no upstream).
+pub async fn gateway(text: &str) -> TestGateway {
+    common::gateway(text, None).await
+}
+
 /// A client that never follows redirects (the authorize endpoint answers 302) and times out.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
