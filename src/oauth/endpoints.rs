@@ -165,6 +165,8 @@ pub fn compile(
     let empty = RawEndpoints::default();
     let rawe = raw.endpoints.as_ref().unwrap_or(&empty);
     let mut out = Endpoints::default();
+    // Where each path was written, so a clash with a default path still points into the file.
+    let mut written: HashMap<String, std::ops::Range<usize>> = HashMap::new();
     for (endpoint, key, default) in DEFAULTS {
         let paths: Vec<(String, Option<std::ops::Range<usize>>)> = match configured(rawe, endpoint)
         {
@@ -196,6 +198,10 @@ pub fn compile(
                 continue;
             }
             let mut place = |p: String, e: Endpoint| {
+                let at = span.clone().or_else(|| written.get(&p).cloned());
+                if let Some(s) = span {
+                    written.insert(p.clone(), s.clone());
+                }
                 if out
                     .by_path
                     .insert(p.clone(), (e, Dialect::default()))
@@ -203,7 +209,7 @@ pub fn compile(
                 {
                     *errors += 1;
                     diags.push(
-                        span.clone(),
+                        at,
                         format!("oauth.endpoints.{key}"),
                         format!("the path {p} is used by two endpoints"),
                         "give every endpoint its own paths",

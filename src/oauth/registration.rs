@@ -46,7 +46,8 @@ type Report<'r> = dyn FnMut(Option<std::ops::Range<usize>>, &str, String, &str) 
 
 fn compile_client(c: &OAuthClient, report: &mut Report<'_>) -> Option<Client> {
     let public = auth_method(c, report)?;
-    let secret = secret(c, public, report)?;
+    // Every check runs before giving up, so the operator sees all of a client's problems.
+    let secret = secret(c, public, report);
     let grant_types = grant_types(c, public, report);
     check_redirect_uris(c, &grant_types, report);
     let active = status(c, report);
@@ -84,7 +85,7 @@ fn compile_client(c: &OAuthClient, report: &mut Report<'_>) -> Option<Client> {
     Some(Client {
         client_id: c.client_id.get_ref().clone(),
         name: c.name.clone(),
-        secret,
+        secret: secret?,
         grant_types,
         scopes: c.scopes.iter().map(|s| s.get_ref().clone()).collect(),
         redirect_uris: c
