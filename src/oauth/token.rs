@@ -1,9 +1,14 @@
-//! Token endpoint: `POST /oauth2/token` for `client_credentials`, `refresh_token` (rotation with
+//! Token endpoint: `POST /oauth2/token` (or its configured paths) for `client_credentials`, `refresh_token` (rotation with
 //! reuse detection, RFC 9700 section 4.14.2) and `authorization_code` (PKCE S256 only).
 //!
-//! Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both.
-//! Bodies: `application/x-www-form-urlencoded` or `application/json`. Scope: absent = all the
-//! client may have; more than that = `invalid_scope`.
+//! Client authentication: HTTP Basic or `client_id` + `client_secret` in the body, never both;
+//! a public client sends `client_id` alone. Bodies: `application/x-www-form-urlencoded` or
+//! `application/json`. Scope: absent = all the client may have; more than that = `invalid_scope`.
+//! A path's dialect may let `grant_type` be left out (`default_grant`), and may let a client that
+//! opted in refresh with the refresh token alone; it may also add `expires_at` to responses.
+//!
+//! PKCE at redemption: a challenge made at authorize time is always enforced; a `code_verifier`
+//! for a code issued without a challenge is refused (a downgrade, RFC 9700 section 2.1.1).
 //!
 //! Refresh tokens are issued to clients whose `grant_types` list `refresh_token`, for every grant
 //! including `client_credentials` (a client that lists only `client_credentials` gets none, as
