@@ -28,6 +28,7 @@ use super::endpoints::Dialect;
 use super::error::{OAuthError, json_response};
 use super::params::{Params, client_credentials, shown, split_scope};
 use super::{CODE_PREFIX, REFRESH_PREFIX, TokenService, random_id, random_token};
+use crate::log_limit::LogLimit;
 use crate::store::{NewGrant, RedeemOutcome, RefreshRecord, RotateOutcome, Rotation, token_hash};
 
 /// Parses the body and authenticates the client (shared by token, revoke, introspect, accept).
@@ -276,7 +277,10 @@ async fn refresh_grant(
         }
         RotateOutcome::Reused(revoked) => {
             svc.notify_revoked(&revoked);
-            tracing::warn!(client_id = %client.client_id, "refresh token reuse: grant family revoked");
+            static REUSE: LogLimit = LogLimit::per_secs(10);
+            if let Some(suppressed) = REUSE.admit() {
+                tracing::warn!(client_id = %client.client_id, suppressed, "refresh token reuse: grant family revoked");
+            }
             return Err(OAuthError::grant(
                 "the refresh token was already used; the grant has been revoked",
             ));

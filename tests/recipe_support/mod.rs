@@ -41,6 +41,11 @@ pub async fn gateway(text: &str) -> TestGateway {
     common::gateway(text, None).await
 }
 
+/// Starts a gateway from config text with `{UPSTREAM}` = `up`.
+pub async fn gateway_with(text: &str, up: std::net::SocketAddr) -> TestGateway {
+    common::gateway(text, Some(up)).await
+}
+
 /// A client that never follows redirects (the authorize endpoint answers 302) and times out.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
