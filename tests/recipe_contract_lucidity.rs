@@ -105,3 +105,40 @@ async fn wrong_secret_and_missing_token_are_refused() {
     assert_eq!(json(resp).await["code"], "missing_authorization");
     assert_eq!(r.up.count(), 0);
 }
+
+#[tokio::test]
+async fn a_compromised_credential_is_cut_off_by_a_reload() {
+    let r = start("contract_lucidity.toml").await;
+    let resp = token(
+        &r,
+        serde_json::json!({"client_id": CLIENT, "client_secret": SECRET}),
+    )
+    .await;
+    let t = json(resp).await;
+    let access = t["access_token"].as_str().unwrap().to_string();
+    // The operator suspends the credential (the guide: "delete it immediately") and reloads.
+    let path = r.gw.dir.join("portcullis.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "refresh_without_credentials = true",
+        "refresh_without_credentials = true\nstatus = \"suspended\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    r.gw.gw.reload().await.unwrap();
+    let resp = client()
+        .get(r.gw.url("/api/v1/projects"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = token(&r, serde_json::json!({"refresh_token": t["refresh_token"]})).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(json(resp).await["error"], "invalid_client");
+    let resp = token(
+        &r,
+        serde_json::json!({"client_id": CLIENT, "client_secret": SECRET}),
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(r.up.count(), 0);
+}

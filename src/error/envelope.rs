@@ -142,6 +142,7 @@ impl Envelope {
                 error_description: &oauth_description(text),
             }),
         };
+        // Serializing string fields cannot fail; an empty object is still valid JSON.
         Bytes::from(body.unwrap_or_else(|_| b"{}".to_vec()))
     }
 }
@@ -202,17 +203,46 @@ pub fn oauth_description(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The JSON body for `problem` in `style`.
 pub fn render(problem: &Problem, style: ErrorStyle, request_id: &str) -> Bytes {
-    let body = match style {
-        ErrorStyle::Partner => serde_json::to_vec(&PartnerBody {
-            error: &problem.description,
-            code: problem.code,
-            request_id,
-        }),
-        ErrorStyle::OAuth => serde_json::to_vec(&OAuthBody {
-            error: problem.code,
-            error_description: &oauth_description(&problem.description),
-        }),
-    };
-    // Serializing two string fields cannot fail; an empty object is still valid JSON.
-    Bytes::from(body.unwrap_or_else(|_| b"{}".to_vec()))
+    Envelope::new(style).render(problem, request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem() -> Problem {
+        Problem {
+            status: http::StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limit_exceeded",
+            description: "Rate limit exceeded. Retry after 3 seconds.".into(),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn per_code_style_and_text_keep_the_request_id_in_partner_classes() {
+        let mut env = Envelope::new(ErrorStyle::Partner);
+        env.per_code
+            .push(("rate_limit_exceeded".into(), ErrorStyle::OAuth));
+        env.messages
+            .push(("rate_limit_exceeded".into(), "Too many requests.".into()));
+        let body: serde_json::Value =
+            serde_json::from_slice(&env.render(&problem(), "req_1")).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "rate_limit_exceeded", "error_description": "Too many requests.", "request_id": "req_1"})
+        );
+        let plain: serde_json::Value =
+            serde_json::from_slice(&render(&problem(), ErrorStyle::OAuth, "req_1")).unwrap();
+        assert!(plain.get("request_id").is_none());
+    }
+
+    #[test]
+    fn oauth_descriptions_stay_in_the_rfc6749_set() {
+        assert_eq!(oauth_description("a \"b\" \\ é\n"), "a ?b? ? ??");
+        assert!(matches!(
+            oauth_description("plain text: ok"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

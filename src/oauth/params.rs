@@ -277,3 +277,38 @@ pub fn split_scope(scope: &str) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(r: Result<Params, OAuthError>) -> String {
+        match r {
+            Err(OAuthError::InvalidRequest(d)) => d,
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_objects_of_unique_strings_only() {
+        let p = Params::from_json(br#"{"a":"1","b":"2"}"#).unwrap();
+        assert_eq!((p.get("a"), p.get("b")), (Some("1"), Some("2")));
+        assert!(err(Params::from_json(br#"{"a":"1","a":"2"}"#)).contains("'a' is repeated"));
+        assert!(err(Params::from_json(br#"{"a":1}"#)).contains("must be a string"));
+        assert!(err(Params::from_json(br#"{"a":null}"#)).contains("must be a string"));
+        assert!(!err(Params::from_json(br#""secret-text""#)).contains("secret-text"));
+        assert!(Params::from_json(br#"{"a":"1"} x"#).is_err());
+        assert!(err(Params::from_form(b"a=1&a=2")).contains("repeated"));
+    }
+
+    #[test]
+    fn parameter_count_is_capped() {
+        let form: String = (0..=MAX_PARAMS).map(|i| format!("p{i}=x&")).collect();
+        assert!(err(Params::from_form(form.as_bytes())).contains("too many"));
+        let body: Vec<String> = (0..=MAX_PARAMS)
+            .map(|i| format!("\"p{i}\":\"x\""))
+            .collect();
+        let json = format!("{{{}}}", body.join(","));
+        assert!(err(Params::from_json(json.as_bytes())).contains("too many"));
+    }
+}
