@@ -158,6 +158,9 @@ fn check(file: &std::path::Path) -> ExitCode {
             for note in config::notes::notes(&snap) {
                 println!("note: {note}");
             }
+            for warning in config::notes::unrouted(&snap) {
+                println!("warning: {warning}");
+            }
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
         }

@@ -92,3 +92,17 @@ fn broken_key_headers_and_envelopes_are_reported_in_full() {
     assert_eq!(err, golden("key_headers_bad.txt"));
     assert!(err.ends_with("7 problem(s) found\n"));
 }
+
+#[test]
+fn a_moved_endpoint_without_a_route_is_warned_about() {
+    let (code, out, err) = check(&root().join("tests/golden"), "oauth_unrouted.toml");
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: POST /api/v1/auth/token of the token service is not routed to a kind = \"oauth\" upstream"
+        ],
+        "{out}"
+    );
+}

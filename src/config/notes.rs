@@ -5,6 +5,8 @@
 //! styles); this module only collects them in a stable order.
 
 use super::Snapshot;
+use super::compile::Target;
+use crate::route::Found;
 
 /// The relaxations of `snap`, in config order.
 pub fn notes(snap: &Snapshot) -> Vec<String> {
@@ -21,4 +23,26 @@ pub fn notes(snap: &Snapshot) -> Vec<String> {
         out.extend(svc.notes());
     }
     out
+}
+
+/// Paths named in `[oauth.endpoints]` that no route sends to a `kind = "oauth"` upstream:
+/// unreachable, so most likely a moved endpoint whose route was forgotten.
+pub fn unrouted(snap: &Snapshot) -> Vec<String> {
+    let Some(svc) = &snap.oauth else {
+        return Vec::new();
+    };
+    svc.configured_paths()
+        .into_iter()
+        .filter(|(path, method)| {
+            !matches!(
+                snap.routes.find(method, None, path),
+                Found::Route(r) if matches!(r.target, Target::OAuth)
+            )
+        })
+        .map(|(path, method)| {
+            format!(
+                "{method} {path} of the token service is not routed to a kind = \"oauth\" upstream"
+            )
+        })
+        .collect()
 }

@@ -91,6 +91,8 @@ pub struct Endpoints {
     primary: Vec<(Endpoint, String)>,
     /// Paths with a relaxed dialect, in config order (for `portcullis check`).
     relaxed: Vec<(String, Dialect)>,
+    /// Paths written in `[oauth.endpoints]` (not defaults), with their derived ones.
+    explicit: Vec<String>,
 }
 
 impl Endpoints {
@@ -105,6 +107,30 @@ impl Endpoints {
             .iter()
             .find(|(e, _)| *e == endpoint)
             .map_or("/", |(_, p)| p.as_str())
+    }
+
+    /// Every path written in `[oauth.endpoints]` (and the login hand-off under a written authorize
+    /// path) with the method it answers: POST, or GET for authorize, discovery and JWKS.
+    pub fn explicit(&self) -> Vec<(&str, http::Method)> {
+        let mut out: Vec<(&str, http::Method)> = self
+            .by_path
+            .iter()
+            .filter(|(p, _)| self.explicit.contains(p))
+            .map(|(p, (e, _))| {
+                let get = matches!(
+                    e,
+                    Endpoint::Authorize | Endpoint::Discovery | Endpoint::Jwks
+                );
+                let m = if get {
+                    http::Method::GET
+                } else {
+                    http::Method::POST
+                };
+                (p.as_str(), m)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
     }
 
     /// Every path with a relaxed dialect.
@@ -201,6 +227,7 @@ pub fn compile(
                 let at = span.clone().or_else(|| written.get(&p).cloned());
                 if let Some(s) = span {
                     written.insert(p.clone(), s.clone());
+                    out.explicit.push(p.clone());
                 }
                 if out
                     .by_path

@@ -230,6 +230,11 @@ impl TokenService {
         }
     }
 
+    /// Every path `[oauth.endpoints]` names, and the method it answers.
+    pub fn configured_paths(&self) -> Vec<(&str, Method)> {
+        self.settings.endpoints.explicit()
+    }
+
     /// Largest request body the service reads (`oauth.max_body_bytes`).
     pub fn max_body_bytes(&self) -> u64 {
         self.settings.max_body_bytes
