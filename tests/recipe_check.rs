@@ -106,3 +106,47 @@ fn a_moved_endpoint_without_a_route_is_warned_about() {
         "{out}"
     );
 }
+
+#[test]
+fn a_new_public_client_block_passes_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "new-client",
+            "--public",
+            "--name",
+            "SPA",
+            "--grant-types",
+            "authorization_code,refresh_token",
+            "--scopes",
+            "read",
+            "--redirect-uris",
+            "https://spa.example/cb",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("(public client: no secret)"));
+    assert!(!text.contains("secret_hash"));
+    let block = &text[text.find("[[oauth.clients]]").unwrap()..];
+    let base = std::fs::read_to_string(root().join("tests/golden/oauth_unrouted.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("portcullis-newclient-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = root().join("config/demo/oauth-es256.pem");
+    let config = base
+        .replace("\"../../config/demo/oauth-es256.pem\"", &format!("{key:?}"))
+        .replace(
+            "store = \"store.db\"",
+            "store = \"store.db\"\nlogin_url = \"https://login.test/\"",
+        )
+        + "\n"
+        + block;
+    std::fs::write(dir.join("c.toml"), config).unwrap();
+    let (code, out, err) = check(&dir, "c.toml");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("is public (token_endpoint_auth_method = \"none\")"),
+        "{out}"
+    );
+}

@@ -255,6 +255,27 @@ pub fn new_client(
     }
 }
 
+/// Mints a public client (`token_endpoint_auth_method = "none"`): an id and no secret; `secret`
+/// is empty and the block holds no `secret_hash`.
+pub fn new_public_client(
+    name: &str,
+    grant_types: &[&str],
+    scopes: &[&str],
+    redirect_uris: &[&str],
+) -> NewClient {
+    let mut c = new_client(name, grant_types, scopes, redirect_uris);
+    let block: Vec<&str> = c
+        .config_block
+        .lines()
+        .filter(|l| !l.starts_with("secret_hash = "))
+        .collect();
+    let mut text = block.join("\n");
+    text.push_str("\ntoken_endpoint_auth_method = \"none\"\n");
+    c.secret = String::new();
+    c.config_block = text;
+    c
+}
+
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
