@@ -62,6 +62,9 @@ enum Command {
         /// Exact redirect URIs (authorization_code), comma-separated.
         #[arg(long, value_delimiter = ',')]
         redirect_uris: Vec<String>,
+        /// A public client (no secret, PKCE always): token_endpoint_auth_method = "none".
+        #[arg(long)]
+        public: bool,
     },
 }
 
@@ -83,17 +86,30 @@ fn main() -> ExitCode {
             grant_types,
             scopes,
             redirect_uris,
+            public,
         } => {
-            let c = portcullis::oauth::client::new_client(
+            let mint = if public {
+                portcullis::oauth::client::new_public_client
+            } else {
+                portcullis::oauth::client::new_client
+            };
+            let c = mint(
                 &name,
                 &refs(&grant_types),
                 &refs(&scopes),
                 &refs(&redirect_uris),
             );
-            println!(
-                "client_id:     {}\nclient_secret: {}   (shown once: store it now)\n",
-                c.client_id, c.secret
-            );
+            if public {
+                println!(
+                    "client_id:     {}   (public client: no secret)\n",
+                    c.client_id
+                );
+            } else {
+                println!(
+                    "client_id:     {}\nclient_secret: {}   (shown once: store it now)\n",
+                    c.client_id, c.secret
+                );
+            }
             println!("{}", c.config_block);
             ExitCode::SUCCESS
         }
@@ -155,8 +171,11 @@ fn check(file: &std::path::Path) -> ExitCode {
     let _guard = rt.enter();
     match config::load(file, &Shared::for_check(SystemClock::shared())) {
         Ok(snap) => {
-            for note in snap.config.relaxations() {
+            for note in config::notes::notes(&snap) {
                 println!("note: {note}");
+            }
+            for warning in config::notes::unrouted(&snap) {
+                println!("warning: {warning}");
             }
             println!("{}: OK", file.display());
             ExitCode::SUCCESS

@@ -17,7 +17,7 @@ use crate::auth::{self, AuthError, AuthMethod, Principal};
 use crate::config::Snapshot;
 use crate::config::compile::{Route, Target};
 use crate::config::validate::ClassSpec;
-use crate::error::{Reject, render};
+use crate::error::Reject;
 use crate::gateway::Gateway;
 use crate::metrics::ClassMetrics;
 use crate::proxy::body::{Body, BodyState, CappedBody, boxed, full};
@@ -122,7 +122,7 @@ async fn run<'a>(
     }
     let principal = snap
         .auth
-        .authenticate(route.spec.auth, req.headers())
+        .authenticate_with(route.spec.auth, &route.spec.api_key, req.headers())
         .await?;
     check_client_active(snap, principal.as_ref())?;
     auth::authorize(principal.as_ref(), &route.spec.scopes)?;
@@ -232,9 +232,10 @@ async fn forward(
     let (mut parts, incoming) = req.into_parts();
     let limits = &snap.config.limits;
     let state = Arc::new(BodyState::default());
+    let limit = body_limit(snap, route);
     let body = boxed(CappedBody::new(
         incoming,
-        route.spec.max_body_bytes,
+        limit,
         limits.body_idle_timeout,
         state.clone(),
     ));
@@ -244,9 +245,7 @@ async fn forward(
         if state.timed_out() {
             Reject::RequestTimeout
         } else if state.too_large() {
-            Reject::PayloadTooLarge {
-                limit: route.spec.max_body_bytes,
-            }
+            Reject::PayloadTooLarge { limit }
         } else {
             Reject::BadRequest(format!("the request body could not be read: {e}"))
         }
@@ -294,6 +293,14 @@ async fn forward(
     }
 }
 
+/// The route's body limit; the token service's own, smaller cap on its routes.
+fn body_limit(snap: &Snapshot, route: &Route) -> u64 {
+    match (&route.target, &snap.oauth) {
+        (Target::OAuth, Some(svc)) => route.spec.max_body_bytes.min(svc.max_body_bytes()),
+        _ => route.spec.max_body_bytes,
+    }
+}
+
 /// What the backend sees: hop-by-hop gone, headers only trusted proxies may send removed,
 /// forwarding, `Via` and identity headers set, consumed credentials removed, the request id
 /// attached.
@@ -330,7 +337,7 @@ fn rewrite_headers(
     if route.spec.strip_credentials {
         match ctx.principal.as_ref().map(|p| p.method) {
             Some(AuthMethod::Bearer) => drop(h.remove(http::header::AUTHORIZATION)),
-            Some(AuthMethod::ApiKey) => drop(h.remove(auth::API_KEY_HEADER)),
+            Some(AuthMethod::ApiKey) => drop(h.remove(&route.spec.api_key.key)),
             None => {}
         }
     }
@@ -373,9 +380,12 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
     if let Reject::Internal(why) = reject {
         tracing::error!(request_id = %ctx.request_id, error = %why, "internal error");
     }
-    let problem = reject.problem();
+    let mut problem = reject.problem();
+    if let Some(route) = ctx.route {
+        problem.name_key_headers(reject, &route.spec.api_key);
+    }
     crate::metrics::reject(problem.code);
-    let body = render(&problem, ctx.class.style, ctx.request_id.as_str());
+    let body = ctx.class.envelope.render(&problem, ctx.request_id.as_str());
     let mut resp = Response::new(full(body));
     *resp.status_mut() = problem.status;
     let h = resp.headers_mut();

@@ -1,5 +1,9 @@
 //! API-key apps: the `[[apps]]` registry, `X-API-Key` + `X-Client-ID` checks, and key/hash generation for the CLI.
 //!
+//! A route may name its own headers (`api_key_headers = { key = "...", client_id = "..." }`), or
+//! use one header alone (`{ key = "Token" }`): the app is then found by the SHA-256 of its key
+//! (only `sha256:` apps can be found that way) and the digest is still compared in constant time.
+//!
 //! Generated keys are high-entropy, so they are stored as `sha256:<hex>` and checked with one
 //! SHA-256 and a constant-time compare. Operator-chosen secrets are stored as argon2id PHC
 //! strings; argon2 runs on the blocking pool, and a key that verified once is remembered (as its
@@ -14,13 +18,127 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderName;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use toml::Spanned;
 
 use super::{AuthError, AuthMethod, Principal};
 use crate::config::diagnostic::Diagnostics;
-use crate::config::raw;
+use crate::config::raw::{self, SString};
+
+/// A route's `api_key_headers`: the header carrying the key, and the one carrying the client id
+/// (absent = the key alone identifies the app).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyHeaders {
+    /// Header carrying the API key, e.g. `"Token"`.
+    pub key: SString,
+    /// Header carrying the client id; absent = single-header mode.
+    pub client_id: Option<SString>,
+}
+
+/// The API-key headers of a route (default `X-API-Key` + `X-Client-ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHeaders {
+    /// Header carrying the key.
+    pub key: HeaderName,
+    /// Header carrying the client id; `None` = the key alone identifies the app.
+    pub client_id: Option<HeaderName>,
+    /// The names as the operator wrote them (for messages and `WWW-Authenticate`).
+    pub key_text: String,
+    /// Same, for the client-id header.
+    pub client_id_text: Option<String>,
+}
+
+impl Default for KeyHeaders {
+    fn default() -> Self {
+        Self {
+            key: super::API_KEY_HEADER,
+            client_id: Some(super::CLIENT_ID_HEADER),
+            key_text: "X-API-Key".into(),
+            client_id_text: Some("X-Client-ID".into()),
+        }
+    }
+}
+
+/// Headers an API key may not be carried in: they mean something else to the gateway or to HTTP.
+const RESERVED: [&str; 6] = [
+    "authorization",
+    "host",
+    "cookie",
+    "content-type",
+    "content-length",
+    "x-request-id",
+];
+
+impl KeyHeaders {
+    /// Compiles a route's `api_key_headers` (`key` = its key path); problems go to `diags`.
+    pub fn compile(raw: Option<&RawKeyHeaders>, key: &str, diags: &mut Diagnostics<'_>) -> Self {
+        let Some(raw) = raw else {
+            return Self::default();
+        };
+        let mut name = |s: &SString, at: &str| -> Option<HeaderName> {
+            match HeaderName::from_bytes(s.get_ref().as_bytes()) {
+                Ok(h) if !RESERVED.contains(&h.as_str()) => Some(h),
+                Ok(h) => {
+                    diags.push(
+                        Some(s.span()),
+                        format!("{key}.{at}"),
+                        format!("{h} cannot carry API credentials"),
+                        "choose a header of its own, e.g. \"X-API-Key\" or \"Token\"",
+                    );
+                    None
+                }
+                Err(_) => {
+                    diags.push(
+                        Some(s.span()),
+                        format!("{key}.{at}"),
+                        format!("\"{}\" is not a valid header name", s.get_ref()),
+                        "use letters, digits and '-', e.g. \"X-API-Key\"",
+                    );
+                    None
+                }
+            }
+        };
+        let key_name = name(&raw.key, "key");
+        let client_name = raw.client_id.as_ref().map(|c| name(c, "client_id"));
+        if let (Some(k), Some(Some(c))) = (&key_name, &client_name)
+            && k == c
+            && let Some(span) = raw.client_id.as_ref().map(|c| c.span())
+        {
+            diags.push(
+                Some(span),
+                format!("{key}.client_id"),
+                "the key and the client id need two different headers",
+                "name another header, or drop client_id for single-header mode",
+            );
+        }
+        Self {
+            key: key_name.unwrap_or(super::API_KEY_HEADER),
+            client_id: client_name.map(|c| c.unwrap_or(super::CLIENT_ID_HEADER)),
+            key_text: raw.key.get_ref().clone(),
+            client_id_text: raw.client_id.as_ref().map(|c| c.get_ref().clone()),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge naming these headers.
+    pub fn challenge(&self) -> String {
+        match &self.client_id_text {
+            Some(c) => format!(
+                "ApiKey header=\"{}\", client_id_header=\"{c}\"",
+                self.key_text
+            ),
+            None => format!("ApiKey header=\"{}\"", self.key_text),
+        }
+    }
+
+    /// True for the single-header mode.
+    pub fn key_only(&self) -> bool {
+        self.client_id.is_none()
+    }
+}
 
 /// Prefix of generated API keys, so they are recognisable in logs and secret scanners.
 pub const API_KEY_PREFIX: &str = "pk_";
@@ -176,10 +294,20 @@ impl App {
     }
 }
 
-/// The apps by client id.
+/// The apps by client id, and the `sha256:` apps by key digest (single-header routes).
 #[derive(Debug, Default)]
 pub struct AppRegistry {
     apps: HashMap<String, Arc<App>>,
+    by_digest: HashMap<[u8; 32], Arc<App>>,
+}
+
+fn digest_index(apps: &HashMap<String, Arc<App>>) -> HashMap<[u8; 32], Arc<App>> {
+    apps.values()
+        .filter_map(|a| match &a.hash {
+            KeyHash::Sha256(d) => Some((*d, a.clone())),
+            KeyHash::Argon2(_) => None,
+        })
+        .collect()
 }
 
 /// Stand-in digest compared for unknown client ids, so they cost what a wrong key costs.
@@ -188,11 +316,13 @@ const DUMMY_DIGEST: [u8; 32] = [0x5a; 32];
 impl AppRegistry {
     /// A registry of the given apps.
     pub fn from_apps(apps: impl IntoIterator<Item = App>) -> Self {
+        let apps: HashMap<String, Arc<App>> = apps
+            .into_iter()
+            .map(|a| (a.client_id.clone(), Arc::new(a)))
+            .collect();
         Self {
-            apps: apps
-                .into_iter()
-                .map(|a| (a.client_id.clone(), Arc::new(a)))
-                .collect(),
+            by_digest: digest_index(&apps),
+            apps,
         }
     }
 
@@ -267,13 +397,27 @@ impl AppRegistry {
                     scopes.push(v.clone());
                 }
             }
+            if let (Some(KeyHash::Sha256(d)), true) = (&hash, ok)
+                && apps.values().any(|o| o.hash == KeyHash::Sha256(*d))
+            {
+                diags.push(
+                    Some(a.key_hash.span()),
+                    format!("{path}.key_hash"),
+                    "another app has the same key",
+                    "give every app its own key (`portcullis new-api-key`)",
+                );
+                continue;
+            }
             if let (true, Some(hash)) = (ok, hash) {
                 let mut app = App::new(client_id.clone(), hash, active, scopes);
                 app.name = a.name.clone();
                 apps.insert(client_id, Arc::new(app));
             }
         }
-        Self { apps }
+        Self {
+            by_digest: digest_index(&apps),
+            apps,
+        }
     }
 
     /// Number of apps.
@@ -300,12 +444,38 @@ impl AppRegistry {
         if !app.active {
             return Err(AuthError::AppInactive);
         }
-        Ok(Principal {
-            subject: app.client_id.clone(),
-            client_id: Some(app.client_id.clone()),
-            scopes: app.scopes.clone(),
-            method: AuthMethod::ApiKey,
-        })
+        Ok(principal(app))
+    }
+}
+
+impl AppRegistry {
+    /// Checks a key that identifies its app alone (single-header routes): the app is found by
+    /// the key's SHA-256 and the digest compared in constant time; unknown keys cost the same.
+    pub fn check_key_only(&self, key: &str) -> Result<Principal, AuthError> {
+        let digest = sha256(key.as_bytes());
+        let Some(app) = self.by_digest.get(&digest) else {
+            let _ = std::hint::black_box(bool::from(digest.ct_eq(&DUMMY_DIGEST)));
+            return Err(AuthError::InvalidCredentials);
+        };
+        let KeyHash::Sha256(stored) = &app.hash else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !bool::from(digest.ct_eq(stored)) {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if !app.active {
+            return Err(AuthError::AppInactive);
+        }
+        Ok(principal(app))
+    }
+}
+
+fn principal(app: &App) -> Principal {
+    Principal {
+        subject: app.client_id.clone(),
+        client_id: Some(app.client_id.clone()),
+        scopes: app.scopes.clone(),
+        method: AuthMethod::ApiKey,
     }
 }
 

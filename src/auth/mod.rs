@@ -25,7 +25,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName};
 use thiserror::Error;
 
-pub use api_key::{AppRegistry, generate_api_key, hash_secret};
+pub use api_key::{AppRegistry, KeyHeaders, generate_api_key, hash_secret};
 pub use jwks::{JwksSource, JwksStats};
 pub use jwt::{JwtRules, VerifyKey};
 pub use scope::authorize;
@@ -355,23 +355,38 @@ impl Authenticator {
         policy: AuthPolicy,
         headers: &HeaderMap,
     ) -> Result<Option<Principal>, AuthError> {
+        self.authenticate_with(policy, &KeyHeaders::default(), headers)
+            .await
+    }
+
+    /// `authenticate` on a route whose API keys travel in `keys` (its `api_key_headers`).
+    pub async fn authenticate_with(
+        &self,
+        policy: AuthPolicy,
+        keys: &KeyHeaders,
+        headers: &HeaderMap,
+    ) -> Result<Option<Principal>, AuthError> {
         let has_bearer = headers
             .get_all(AUTHORIZATION)
             .iter()
             .any(|v| is_bearer_scheme(v.as_bytes()));
-        let has_api_key = headers.contains_key(API_KEY_HEADER);
+        let has_api_key = headers.contains_key(&keys.key);
         if has_bearer && has_api_key {
             return Err(AuthError::MixedCredentials);
         }
+        let has_client_id = keys
+            .client_id
+            .as_ref()
+            .is_some_and(|c| headers.contains_key(c));
         match policy {
             AuthPolicy::None => Ok(None),
             AuthPolicy::Bearer => self.bearer(headers).await.map(Some),
-            AuthPolicy::ApiKey => self.api_key(headers).await.map(Some),
+            AuthPolicy::ApiKey => self.api_key(keys, headers).await.map(Some),
             AuthPolicy::BearerOrApiKey => {
                 if has_bearer {
                     self.bearer(headers).await.map(Some)
-                } else if has_api_key || headers.contains_key(CLIENT_ID_HEADER) {
-                    self.api_key(headers).await.map(Some)
+                } else if has_api_key || has_client_id {
+                    self.api_key(keys, headers).await.map(Some)
                 } else if headers.contains_key(AUTHORIZATION) {
                     Err(AuthError::InvalidAuthorizationFormat)
                 } else {
@@ -381,9 +396,17 @@ impl Authenticator {
         }
     }
 
-    async fn api_key(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let key = single_value(headers, API_KEY_HEADER).ok_or(AuthError::MissingApiKey)?;
-        let client = single_value(headers, CLIENT_ID_HEADER).ok_or(AuthError::MissingClientId)?;
+    async fn api_key(
+        &self,
+        keys: &KeyHeaders,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        let key = single_value(headers, &keys.key).ok_or(AuthError::MissingApiKey)?;
+        let Some(client_header) = &keys.client_id else {
+            let key = key.ok_or(AuthError::InvalidCredentials)?;
+            return self.apps.check_key_only(key);
+        };
+        let client = single_value(headers, client_header).ok_or(AuthError::MissingClientId)?;
         let (Some(key), Some(client)) = (key, client) else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -536,7 +559,7 @@ static B64TOKEN: [bool; 256] = {
 
 /// `None` when the header is absent or empty; `Some(None)` when it is sent twice or is not
 /// UTF-8; otherwise the trimmed value.
-fn single_value(headers: &HeaderMap, name: HeaderName) -> Option<Option<&str>> {
+fn single_value<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<Option<&'h str>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     let text = first.to_str().ok().map(str::trim);

@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod diagnostic;
+pub mod notes;
 pub mod raw;
 pub mod units;
 pub mod validate;

@@ -140,6 +140,12 @@ pub struct Class {
     pub errors: SString,
     /// `"local"` (default), `"open"` or `"closed"`: what the limit does when Redis fails.
     pub on_backend_error: Option<SString>,
+    /// Codes answered in the other style, e.g. `{ rate_limit_exceeded = "oauth" }`.
+    #[serde(default)]
+    pub envelopes: BTreeMap<String, SString>,
+    /// The human-readable text of a code, e.g. `{ missing_api_key = "Missing API key" }`.
+    #[serde(default)]
+    pub messages: BTreeMap<String, SString>,
 }
 
 /// `[upstreams.NAME]`
@@ -182,6 +188,8 @@ pub struct Route {
     pub strip_credentials: Option<bool>,
     /// Keep encoded slashes (`%2F`) in paths instead of refusing them; default false.
     pub allow_encoded_slashes: Option<bool>,
+    /// Headers carrying the API key and client id (default `X-API-Key` + `X-Client-ID`).
+    pub api_key_headers: Option<Spanned<crate::auth::api_key::RawKeyHeaders>>,
 }
 
 /// `[rate_limit]`
@@ -307,12 +315,19 @@ pub struct OAuth {
     pub code_ttl: Option<SString>,
     /// The operator's login page; `/oauth2/authorize` redirects there with `login_challenge`.
     pub login_url: Option<SString>,
+    /// Largest request body the token service reads (default `"16KiB"`); larger is 413.
+    pub max_body_bytes: Option<SString>,
     /// Signing keys: exactly one `active`; the others only verify.
     #[serde(default)]
     pub signing_keys: Vec<Spanned<OAuthSigningKey>>,
     /// Registered clients.
     #[serde(default)]
     pub clients: Vec<Spanned<OAuthClient>>,
+    /// Paths of each token-service endpoint (defaults: `/oauth2/token`, ...).
+    pub endpoints: Option<crate::oauth::endpoints::RawEndpoints>,
+    /// Request dialects by endpoint path (each relaxation off by default).
+    #[serde(default)]
+    pub dialects: BTreeMap<String, Spanned<crate::oauth::endpoints::RawDialect>>,
 }
 
 /// `[[oauth.signing_keys]]`
@@ -338,8 +353,16 @@ pub struct OAuthClient {
     pub client_id: SString,
     /// Display name.
     pub name: Option<String>,
-    /// `sha256:<hex>` (generated secrets, see `portcullis new-client`) or an argon2 PHC string.
-    pub secret_hash: SString,
+    /// `sha256:<hex>` (generated secrets, see `portcullis new-client`) or an argon2 PHC string;
+    /// absent for a public client.
+    pub secret_hash: Option<SString>,
+    /// `"client_secret_basic"` (default; Basic or body) or `"none"` for a public client.
+    pub token_endpoint_auth_method: Option<SString>,
+    /// Confidential clients only: authorization requests must carry PKCE (default true).
+    pub require_pkce: Option<Spanned<bool>>,
+    /// May refresh with the refresh token alone at a `default_grant_type` token path.
+    #[serde(default)]
+    pub refresh_without_credentials: bool,
     /// Allowed grants: `client_credentials`, `authorization_code`, `refresh_token`.
     #[serde(default)]
     pub grant_types: Vec<SString>,

@@ -15,8 +15,8 @@ use toml::Spanned;
 use super::diagnostic::Diagnostics;
 use super::raw::{self, RawConfig, SString};
 use super::units::{parse_bytes, parse_duration};
-use crate::auth::AuthPolicy;
-use crate::error::ErrorStyle;
+use crate::auth::{AuthPolicy, KeyHeaders};
+use crate::error::{Envelope, ErrorStyle};
 use crate::ratelimit::{self, Limit};
 use crate::route::normalize_prefix;
 
@@ -64,6 +64,8 @@ pub struct ClassSpec {
     pub name: String,
     /// Error envelope.
     pub style: ErrorStyle,
+    /// The envelope with its per-code styles and texts (`style` is its base).
+    pub envelope: Envelope,
     /// Rolling-window limit; none = unlimited.
     pub limit: Option<Limit>,
     /// What the limit does when the shared backend fails.
@@ -120,6 +122,8 @@ pub struct RouteSpec {
     pub strip_credentials: bool,
     /// Keep encoded slashes (`%2F`) in paths (default: refused).
     pub allow_encoded_slashes: bool,
+    /// Headers carrying API keys on this route.
+    pub api_key: KeyHeaders,
 }
 
 /// Names of the identity headers sent to backends.
@@ -502,9 +506,17 @@ fn classes(raw: &BTreeMap<String, Spanned<raw::Class>>, d: &mut Diagnostics) -> 
                 &format!("{key}.on_backend_error"),
                 d,
             );
+            let envelope = Envelope::compile(
+                style,
+                &c.get_ref().envelopes,
+                &c.get_ref().messages,
+                &key,
+                d,
+            );
             ClassSpec {
                 name: name.clone(),
                 style,
+                envelope,
                 limit,
                 on_backend_error,
             }
@@ -735,6 +747,7 @@ fn routes(
         if !seen.insert((prefix.clone(), host.clone(), mkey)) {
             d.push(span(&r.path), format!("{key}.path"), format!("duplicate route: another route already has path \"{}\" with the same host and methods", r.path.get_ref()), "remove one of the two routes, or give them different hosts or methods");
         }
+        let api_key = route_key_headers(r, auth, &key, d);
         let (Some(class), Some(upstream)) = (class, upstream) else {
             continue;
         };
@@ -755,9 +768,34 @@ fn routes(
             max_body_bytes: max_body,
             strip_credentials: r.strip_credentials.unwrap_or(true),
             allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),
+            api_key,
         });
     }
     out
+}
+
+fn route_key_headers(
+    r: &raw::Route,
+    auth: AuthPolicy,
+    key: &str,
+    d: &mut Diagnostics,
+) -> KeyHeaders {
+    let raw = r.api_key_headers.as_ref();
+    if let Some(h) = raw
+        && !matches!(auth, AuthPolicy::ApiKey | AuthPolicy::BearerOrApiKey)
+    {
+        d.push(
+            span(h),
+            format!("{key}.api_key_headers"),
+            "api_key_headers applies only to routes with auth = \"api_key\" or \"bearer_or_api_key\"",
+            "remove api_key_headers, or change the route's auth",
+        );
+    }
+    KeyHeaders::compile(
+        raw.map(Spanned::get_ref),
+        &format!("{key}.api_key_headers"),
+        d,
+    )
 }
 
 fn rate_limit_settings(raw: &raw::RateLimitSettings, d: &mut Diagnostics) -> ratelimit::Settings {

@@ -8,9 +8,9 @@ pub mod envelope;
 
 use http::StatusCode;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, KeyHeaders};
 
-pub use envelope::{ErrorStyle, render};
+pub use envelope::{Envelope, ErrorStyle, render};
 
 /// Why a request ended before (or instead of) reaching its upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +239,40 @@ impl Problem {
             _ => return self,
         };
         self.with(name, value)
+    }
+}
+
+impl Problem {
+    /// Rewrites an API-key problem for a route whose keys travel in other headers than
+    /// `X-API-Key` + `X-Client-ID`: the description and the `WWW-Authenticate` challenge name
+    /// the route's headers. Other problems, and default headers, are left as they are.
+    pub fn name_key_headers(&mut self, reject: &Reject, keys: &KeyHeaders) {
+        if *keys == KeyHeaders::default() {
+            return;
+        }
+        let key = &keys.key_text;
+        let description = match (reject, &keys.client_id_text) {
+            (Reject::Auth(AuthError::MissingApiKey), Some(c)) => {
+                format!("Missing {key} header. Send your API key with your {c}.")
+            }
+            (Reject::Auth(AuthError::MissingApiKey), None) => {
+                format!("Missing {key} header. Send your API key in it.")
+            }
+            (Reject::Auth(AuthError::MissingClientId), Some(c)) => {
+                format!("Missing {c} header. Send your client id with your {key}.")
+            }
+            (Reject::Auth(AuthError::InvalidCredentials), None) => {
+                "The API key does not match an active app.".to_string()
+            }
+            (Reject::Auth(AuthError::InvalidCredentials), Some(_)) => self.description.clone(),
+            _ => return,
+        };
+        self.description = description;
+        for (name, value) in &mut self.headers {
+            if *name == http::header::WWW_AUTHENTICATE {
+                *value = keys.challenge();
+            }
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //!    scope&state&code_challenge&code_challenge_method=S256`. The client must be active and allowed
 //!    `authorization_code`, and `redirect_uri` must equal a registered URI exactly; until both are
 //!    known good, errors are shown as JSON (never redirected). After that, errors go back to the
-//!    client's redirect URI as `error` + `state`. PKCE S256 is required; `plain` is refused.
+//!    client's redirect URI as `error` + `state`. PKCE S256 is required for public clients and
+//!    for confidential clients unless their `require_pkce = false`; `plain` is refused.
 //! 2. The gateway answers `302` to `login_url?login_challenge=...`. The challenge is opaque to the
 //!    login page: the request's parameters and an expiry (`code_ttl`), MACed with HMAC-SHA256
 //!    under a key derived from the active signing key, so nothing is stored until a user is
@@ -29,8 +30,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::client::{Client, GrantType};
+use super::endpoints::Dialect;
 use super::error::{OAuthError, json_response};
-use super::params::Params;
+use super::params::{Params, shown};
 use super::token::{authenticated, grant_scopes};
 use super::{CODE_PREFIX, TokenService, random_id, random_token};
 use crate::store::{CodeRecord, token_hash};
@@ -46,7 +48,7 @@ struct Challenge {
     sc: Vec<String>,
     /// The client's `state`, if any.
     st: Option<String>,
-    /// PKCE S256 challenge.
+    /// PKCE S256 challenge; empty when the client sent none (allowed by its `require_pkce`).
     cc: String,
     /// Expiry, Unix seconds.
     exp: u64,
@@ -120,13 +122,20 @@ fn redirect_error(uri: &str, state: Option<&str>, e: &OAuthError) -> Response<By
 }
 
 /// `GET /oauth2/authorize`.
-pub(crate) fn authorize(svc: &TokenService, query: &str) -> Result<Response<Bytes>, OAuthError> {
+pub(crate) fn authorize(
+    svc: &TokenService,
+    query: &str,
+    dialect: Dialect,
+) -> Result<Response<Bytes>, OAuthError> {
     let Some(login_url) = svc.settings().login_url.as_deref() else {
         return Err(OAuthError::request(
             "this gateway has no login page configured (oauth.login_url)",
         ));
     };
-    let q = Params::from_form(query.as_bytes())?;
+    let mut q = Params::from_form(query.as_bytes())?;
+    if dialect.default_response_type {
+        q.default_to("response_type", "code");
+    }
     let client_id = q.require("client_id")?;
     let client = svc
         .clients()
@@ -167,7 +176,8 @@ fn check_request(client: &Client, q: &Params) -> Result<(Vec<String>, String), O
         "code" => {}
         other => {
             return Err(OAuthError::UnsupportedResponseType(format!(
-                "response_type '{other}' is not supported; use code"
+                "response_type '{}' is not supported; use code",
+                shown(other)
             )));
         }
     }
@@ -177,16 +187,30 @@ fn check_request(client: &Client, q: &Params) -> Result<(Vec<String>, String), O
         ));
     }
     let scopes = grant_scopes(q.get("scope"), &client.scopes)?;
-    let challenge = q.get("code_challenge").ok_or_else(|| {
-        OAuthError::request("PKCE is required: send code_challenge with code_challenge_method=S256")
-    })?;
-    match q.get("code_challenge_method") {
-        Some("S256") => {}
-        _ => {
+    let challenge = pkce_challenge(client, q)?;
+    Ok((scopes, challenge))
+}
+
+/// The S256 challenge, or `""` when a client that does not require PKCE sent none. Public
+/// clients always need one (RFC 9700 section 2.1.1); `plain` is refused.
+fn pkce_challenge(client: &Client, q: &Params) -> Result<String, OAuthError> {
+    let Some(challenge) = q.get("code_challenge") else {
+        if client.require_pkce {
             return Err(OAuthError::request(
-                "code_challenge_method must be S256 (plain is refused)",
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
             ));
         }
+        if q.get("code_challenge_method").is_some() {
+            return Err(OAuthError::request(
+                "code_challenge_method was sent without code_challenge",
+            ));
+        }
+        return Ok(String::new());
+    };
+    if q.get("code_challenge_method") != Some("S256") {
+        return Err(OAuthError::request(
+            "code_challenge_method must be S256 (plain is refused)",
+        ));
     }
     let ok = challenge.len() == 43
         && challenge
@@ -197,7 +221,7 @@ fn check_request(client: &Client, q: &Params) -> Result<(Vec<String>, String), O
             "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
         ));
     }
-    Ok((scopes, challenge.to_string()))
+    Ok(challenge.to_string())
 }
 
 /// Authenticates the login backend and opens the challenge, once.

@@ -99,8 +99,8 @@ pub struct Client {
     pub client_id: String,
     /// Display name.
     pub name: Option<String>,
-    /// The secret's hash.
-    pub secret: SecretHash,
+    /// The secret's hash; `None` for a public client (`token_endpoint_auth_method = "none"`).
+    pub secret: Option<SecretHash>,
     /// Allowed grants.
     pub grant_types: Vec<GrantType>,
     /// Scopes the client may be granted.
@@ -111,12 +111,22 @@ pub struct Client {
     pub active: bool,
     /// May confirm logins at `/oauth2/authorize/accept`.
     pub login_provider: bool,
+    /// Authorization requests must carry a PKCE challenge; always true for public clients.
+    pub require_pkce: bool,
+    /// May refresh by sending the refresh token alone, without client credentials, at a token
+    /// path whose dialect sets `default_grant_type` (the token still rotates).
+    pub refresh_without_credentials: bool,
 }
 
 impl Client {
     /// True when the client may use `grant`.
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// A public client: no secret (RFC 6749 section 2.1).
+    pub fn is_public(&self) -> bool {
+        self.secret.is_none()
     }
 }
 
@@ -160,9 +170,22 @@ impl ClientRegistry {
         let Some(client) = self.clients.get(&creds.client_id) else {
             return Err(fail("client authentication failed"));
         };
-        let ok = match &client.secret {
-            SecretHash::Sha256(_) => client.secret.verify(&creds.secret),
-            SecretHash::Argon2(_) => {
+        let ok = match (&client.secret, creds.has_secret()) {
+            // RFC 6749 section 2.1: a public client has no secret to present; one that sends a
+            // secret is misconfigured or an impostor.
+            (None, true) => {
+                return Err(fail(
+                    "this is a public client: send client_id without a secret",
+                ));
+            }
+            (None, false) => true,
+            (Some(_), false) => {
+                return Err(fail(
+                    "client authentication is required: HTTP Basic, or client_id and client_secret in the body",
+                ));
+            }
+            (Some(secret @ SecretHash::Sha256(_)), true) => secret.verify(&creds.secret),
+            (Some(secret @ SecretHash::Argon2(_)), true) => {
                 let digest: [u8; 32] = Sha256::digest(creds.secret.as_bytes()).into();
                 let cached = self
                     .verified
@@ -170,7 +193,7 @@ impl ClientRegistry {
                     .is_some_and(|d| bool::from(d.value().as_slice().ct_eq(digest.as_slice())));
                 if cached {
                     true
-                } else if client.secret.verify(&creds.secret) {
+                } else if secret.verify(&creds.secret) {
                     self.verified.insert(client.client_id.clone(), digest);
                     true
                 } else {
@@ -230,6 +253,27 @@ pub fn new_client(
         secret,
         config_block: block,
     }
+}
+
+/// Mints a public client (`token_endpoint_auth_method = "none"`): an id and no secret; `secret`
+/// is empty and the block holds no `secret_hash`.
+pub fn new_public_client(
+    name: &str,
+    grant_types: &[&str],
+    scopes: &[&str],
+    redirect_uris: &[&str],
+) -> NewClient {
+    let mut c = new_client(name, grant_types, scopes, redirect_uris);
+    let block: Vec<&str> = c
+        .config_block
+        .lines()
+        .filter(|l| !l.starts_with("secret_hash = "))
+        .collect();
+    let mut text = block.join("\n");
+    text.push_str("\ntoken_endpoint_auth_method = \"none\"\n");
+    c.secret = String::new();
+    c.config_block = text;
+    c
 }
 
 fn toml_string(s: &str) -> String {

@@ -4,7 +4,17 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::TokenService;
+use super::endpoints::Endpoint;
 use super::error::json_response;
+
+/// `none` joins the methods when a public client is registered (RFC 8414 section 2).
+fn token_auth_methods(svc: &TokenService) -> Vec<&'static str> {
+    let mut methods = vec!["client_secret_basic", "client_secret_post"];
+    if svc.settings().clients.iter().any(|c| c.is_public()) {
+        methods.push("none");
+    }
+    methods
+}
 
 fn cacheable(mut resp: Response<Bytes>) -> Response<Bytes> {
     resp.headers_mut().insert(
@@ -35,14 +45,14 @@ pub(crate) fn metadata(svc: &TokenService) -> Response<Bytes> {
     scopes.sort_unstable();
     let mut body = serde_json::json!({
         "issuer": iss,
-        "token_endpoint": format!("{iss}/oauth2/token"),
-        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
-        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "token_endpoint": svc.url(Endpoint::Token),
+        "jwks_uri": svc.url(Endpoint::Jwks),
+        "revocation_endpoint": svc.url(Endpoint::Revoke),
+        "introspection_endpoint": svc.url(Endpoint::Introspect),
         "grant_types_supported": grants,
         "response_types_supported": ["code"],
         "scopes_supported": scopes,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": token_auth_methods(svc),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
@@ -52,7 +62,7 @@ pub(crate) fn metadata(svc: &TokenService) -> Response<Bytes> {
     {
         obj.insert(
             "authorization_endpoint".into(),
-            serde_json::Value::String(format!("{iss}/oauth2/authorize")),
+            serde_json::Value::String(svc.url(Endpoint::Authorize)),
         );
     }
     cacheable(json_response(StatusCode::OK, &body))

@@ -9,6 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use thiserror::Error;
 
 use crate::error::Problem;
+use crate::error::envelope::oauth_description;
 
 /// Why a token-service request failed. Descriptions are for the API consumer: never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -120,7 +121,7 @@ impl OAuthError {
         Problem {
             status,
             code: self.code(),
-            description,
+            description: oauth_description(&description).into_owned(),
             headers,
         }
     }

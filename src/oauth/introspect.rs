@@ -18,6 +18,13 @@ pub(crate) async fn introspect(
     body: &Bytes,
 ) -> Result<Response<Bytes>, OAuthError> {
     let (params, client) = authenticated(svc, headers, body)?;
+    if client.is_public() {
+        // RFC 7662 section 2.1: the endpoint requires client authentication.
+        return Err(OAuthError::InvalidClient {
+            basic: false,
+            description: "a public client cannot introspect tokens".into(),
+        });
+    }
     let token = params.require("token")?;
     let inactive = || json_response(StatusCode::OK, &serde_json::json!({"active": false}));
     let now = svc.now();

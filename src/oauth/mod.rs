@@ -1,7 +1,8 @@
 //! OAuth 2.0 token service: the gateway's own authorization server, as a library the pipeline calls.
 //!
 //! `TokenService::build` compiles `[oauth]` and opens the store once at start-up;
-//! `TokenService::handle` answers one collected request, dispatching on the path:
+//! `TokenService::handle` answers one collected request, dispatching on the path. The paths below
+//! are the defaults; `[oauth.endpoints]` moves each endpoint (see `endpoints`):
 //!
 //! | path | method | what |
 //! |---|---|---|
@@ -21,9 +22,11 @@
 pub mod authorize;
 pub mod client;
 pub mod discovery;
+pub mod endpoints;
 pub mod error;
 pub mod introspect;
 pub mod params;
+pub mod registration;
 pub mod revoke;
 pub mod settings;
 pub mod signer;
@@ -46,7 +49,24 @@ pub use error::OAuthError;
 pub use signer::{AccessClaims, VerificationKey};
 
 use client::ClientRegistry;
+use endpoints::Endpoint;
 use settings::Settings;
+
+fn post(m: &Method) -> Result<(), OAuthError> {
+    if m == Method::POST {
+        Ok(())
+    } else {
+        Err(OAuthError::MethodNotAllowed { allow: "POST" })
+    }
+}
+
+fn get(m: &Method) -> Result<(), OAuthError> {
+    if m == Method::GET || m == Method::HEAD {
+        Ok(())
+    } else {
+        Err(OAuthError::MethodNotAllowed { allow: "GET, HEAD" })
+    }
+}
 
 /// Called with `(jti, exp)` for every access token revoked (directly, or with its grant family),
 /// so the bearer verifier refuses it until `exp`, its verified-token cache included.
@@ -194,56 +214,92 @@ impl TokenService {
 
     async fn dispatch(&self, req: Request<Bytes>) -> Result<Response<Bytes>, OAuthError> {
         let (parts, body) = req.into_parts();
-        let path = parts.uri.path();
-        let post = |m: &Method| {
-            if m == Method::POST {
-                Ok(())
-            } else {
-                Err(OAuthError::MethodNotAllowed { allow: "POST" })
-            }
+        let Some((endpoint, dialect)) = self.settings.endpoints.find(parts.uri.path()) else {
+            return Err(OAuthError::NotFound);
         };
-        let get = |m: &Method| {
-            if m == Method::GET || m == Method::HEAD {
-                Ok(())
-            } else {
-                Err(OAuthError::MethodNotAllowed { allow: "GET, HEAD" })
-            }
-        };
-        match path {
-            "/oauth2/token" => {
-                post(&parts.method)?;
-                token::token(self, &parts.headers, &body).await
-            }
-            "/oauth2/authorize" => {
-                get(&parts.method)?;
-                authorize::authorize(self, parts.uri.query().unwrap_or(""))
-            }
-            "/oauth2/authorize/accept" => {
-                post(&parts.method)?;
-                authorize::accept(self, &parts.headers, &body).await
-            }
-            "/oauth2/authorize/reject" => {
-                post(&parts.method)?;
-                authorize::reject(self, &parts.headers, &body).await
-            }
-            "/oauth2/revoke" => {
-                post(&parts.method)?;
-                revoke::revoke(self, &parts.headers, &body).await
-            }
-            "/oauth2/introspect" => {
-                post(&parts.method)?;
-                introspect::introspect(self, &parts.headers, &body).await
-            }
-            "/.well-known/oauth-authorization-server" => {
-                get(&parts.method)?;
-                Ok(discovery::metadata(self))
-            }
-            "/.well-known/jwks.json" => {
-                get(&parts.method)?;
-                Ok(discovery::jwks(self))
-            }
-            _ => Err(OAuthError::NotFound),
+        let query = parts.uri.query();
+        if endpoint == Endpoint::Authorize {
+            get(&parts.method)?;
+            // RFC 6749 section 2.3.1: a secret never travels in the URI.
+            params::refuse_in_query(query, &["client_secret"])?;
+            return authorize::authorize(self, query.unwrap_or(""), dialect);
         }
+        if matches!(endpoint, Endpoint::Discovery | Endpoint::Jwks) {
+            get(&parts.method)?;
+            return Ok(match endpoint {
+                Endpoint::Discovery => discovery::metadata(self),
+                _ => discovery::jwks(self),
+            });
+        }
+        post(&parts.method)?;
+        params::refuse_in_query(query, &["client_id", "client_secret"])?;
+        let headers = &parts.headers;
+        match endpoint {
+            Endpoint::Token => token::token(self, headers, &body, dialect).await,
+            Endpoint::Accept => authorize::accept(self, headers, &body).await,
+            Endpoint::Reject => authorize::reject(self, headers, &body).await,
+            Endpoint::Revoke => revoke::revoke(self, headers, &body).await,
+            _ => introspect::introspect(self, headers, &body).await,
+        }
+    }
+
+    /// Every path `[oauth.endpoints]` names, and the method it answers.
+    pub fn configured_paths(&self) -> Vec<(&str, Method)> {
+        self.settings.endpoints.explicit()
+    }
+
+    /// Largest request body the service reads (`oauth.max_body_bytes`).
+    pub fn max_body_bytes(&self) -> u64 {
+        self.settings.max_body_bytes
+    }
+
+    /// One line per relaxation of the secure defaults, for `portcullis check`.
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.settings.clients {
+            let id = &c.client_id;
+            if c.is_public() {
+                out.push(format!(
+                    "oauth client {id} is public (token_endpoint_auth_method = \"none\"): no secret, PKCE required, refresh tokens rotate"
+                ));
+            } else if !c.require_pkce {
+                out.push(format!(
+                    "oauth client {id} does not require PKCE (require_pkce = false)"
+                ));
+            }
+            if c.refresh_without_credentials {
+                out.push(format!(
+                    "oauth client {id} may refresh with the refresh token alone (refresh_without_credentials = true)"
+                ));
+            }
+        }
+        for (path, d) in self.settings.endpoints.relaxed() {
+            if d.default_grant_type {
+                out.push(format!(
+                    "oauth path {path} assumes grant_type when it is absent (default_grant_type = true)"
+                ));
+            }
+            if d.default_response_type {
+                out.push(format!(
+                    "oauth path {path} assumes response_type=code when it is absent (default_response_type)"
+                ));
+            }
+            if d.expires_at {
+                out.push(format!(
+                    "oauth path {path} adds expires_at to token responses (expires_at = true)"
+                ));
+            }
+        }
+        out
+    }
+
+    /// The absolute URL of `endpoint`'s advertised path.
+    pub(crate) fn url(&self, endpoint: Endpoint) -> String {
+        format!(
+            "{}{}",
+            self.settings.issuer,
+            self.settings.endpoints.path(endpoint)
+        )
     }
 
     /// The public half of every signing key, for the gateway's bearer routes (kid, alg pinned to

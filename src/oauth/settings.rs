@@ -1,11 +1,13 @@
-//! Settings: `[oauth]` checked and compiled once (lifetimes, keys, clients), every problem
+//! Settings: `[oauth]` checked and compiled once (lifetimes, keys, clients, paths), every problem
 //! reported to `Diagnostics` with its span, key path and a fix.
 
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::client::{Client, GrantType, SecretHash};
+use super::client::Client;
+use super::endpoints::{self, Endpoints};
+use super::registration;
 use super::signer::{Signer, load_key, parse_alg};
 use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::{OAuth, SString};
@@ -31,6 +33,32 @@ pub struct Settings {
     pub signer: Signer,
     /// The clients.
     pub clients: Vec<Client>,
+    /// Endpoint paths and their dialects.
+    pub endpoints: Endpoints,
+    /// Largest request body, bytes (default 16 KiB).
+    pub max_body_bytes: u64,
+}
+
+/// Default cap on token-service request bodies: every grant fits in a few hundred bytes.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024;
+
+fn body_cap(raw: &OAuth, diags: &mut Diagnostics<'_>, errors: &mut usize) -> u64 {
+    let Some(v) = &raw.max_body_bytes else {
+        return DEFAULT_MAX_BODY_BYTES;
+    };
+    match crate::config::units::parse_bytes(v.get_ref()) {
+        Ok(n) if n > 0 => n,
+        _ => {
+            *errors += 1;
+            diags.push(
+                Some(v.span()),
+                "oauth.max_body_bytes",
+                format!("'{}' is not a positive size", v.get_ref()),
+                "write a number and a unit: B, KiB or MiB, e.g. \"16KiB\"",
+            );
+            DEFAULT_MAX_BODY_BYTES
+        }
+    }
 }
 
 /// Parses `"90s"`, `"5m"`, `"24h"`, `"30d"` into seconds.
@@ -227,106 +255,9 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
         );
     }
 
-    // Clients.
-    let mut clients = Vec::new();
-    for (i, c) in raw.clients.iter().enumerate() {
-        let at = format!("oauth.clients[{i}]");
-        let c = c.get_ref();
-        let id = c.client_id.get_ref();
-        if id.is_empty() || id.contains(':') || clients.iter().any(|o: &Client| &o.client_id == id)
-        {
-            errors += 1;
-            diags.push(
-                Some(c.client_id.span()),
-                format!("{at}.client_id"),
-                "client ids must be unique, non-empty and free of ':'",
-                "pick another id (portcullis new-client mints one)",
-            );
-        }
-        let secret = match SecretHash::parse(c.secret_hash.get_ref()) {
-            Ok(s) => s,
-            Err(why) => {
-                errors += 1;
-                diags.push(Some(c.secret_hash.span()), format!("{at}.secret_hash"), why, "run `portcullis new-client` or `portcullis hash-secret`; never put the secret itself here");
-                continue;
-            }
-        };
-        let mut grant_types = Vec::new();
-        for g in &c.grant_types {
-            match GrantType::parse(g.get_ref()) {
-                Some(gt) => grant_types.push(gt),
-                None => {
-                    errors += 1;
-                    diags.push(
-                        Some(g.span()),
-                        format!("{at}.grant_types"),
-                        format!("unknown grant type '{}'", g.get_ref()),
-                        "use client_credentials, authorization_code or refresh_token",
-                    );
-                }
-            }
-        }
-        for u in &c.redirect_uris {
-            if !is_url(u.get_ref()) || u.get_ref().contains('#') {
-                errors += 1;
-                diags.push(
-                    Some(u.span()),
-                    format!("{at}.redirect_uris"),
-                    "a redirect URI must be an absolute http(s) URL without a fragment",
-                    "write the exact URL the client registers",
-                );
-            }
-        }
-        if grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
-            errors += 1;
-            diags.push(
-                Some(c.client_id.span()),
-                format!("{at}.redirect_uris"),
-                "authorization_code needs at least one redirect URI",
-                "add redirect_uris = [\"https://app.example.com/callback\"]",
-            );
-        }
-        let active = match c.status.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("active") => true,
-            Some("suspended") => false,
-            Some(other) => {
-                errors += 1;
-                let s = c.status.as_ref().map(|s| s.span());
-                diags.push(
-                    s,
-                    format!("{at}.status"),
-                    format!("unknown status '{other}'"),
-                    "use \"active\" or \"suspended\"",
-                );
-                false
-            }
-        };
-        for s in &c.scopes {
-            if s.get_ref().is_empty() || s.get_ref().contains(' ') {
-                errors += 1;
-                diags.push(
-                    Some(s.span()),
-                    format!("{at}.scopes"),
-                    "a scope must be one non-empty word",
-                    "split it into separate list entries",
-                );
-            }
-        }
-        clients.push(Client {
-            client_id: id.clone(),
-            name: c.name.clone(),
-            secret,
-            grant_types,
-            scopes: c.scopes.iter().map(|s| s.get_ref().clone()).collect(),
-            redirect_uris: c
-                .redirect_uris
-                .iter()
-                .map(|s| s.get_ref().clone())
-                .collect(),
-            active,
-            login_provider: c.login_provider,
-        });
-    }
+    let clients = registration::compile_clients(&raw.clients, diags, &mut errors);
+    let endpoints = endpoints::compile(raw, &clients, diags, &mut errors);
+    let max_body_bytes = body_cap(raw, diags, &mut errors);
 
     if errors > 0 {
         return None;
@@ -348,5 +279,7 @@ pub fn compile(raw: &OAuth, diags: &mut Diagnostics<'_>) -> Option<Settings> {
         login_key,
         signer,
         clients,
+        endpoints,
+        max_body_bytes,
     })
 }

@@ -132,7 +132,8 @@ pub struct CodeRecord {
     pub subject: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
-    /// PKCE S256 challenge (base64url of SHA-256 of the verifier).
+    /// PKCE S256 challenge (base64url of SHA-256 of the verifier); empty when the client's
+    /// policy (`require_pkce = false`) let the authorization request omit it.
     pub code_challenge: String,
     /// Unix seconds after which it is refused.
     pub expires_at: u64,
