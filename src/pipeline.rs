@@ -105,9 +105,10 @@ async fn run<'a>(
     let path = normalize_path(req.uri().path())?.into_owned();
     let route = find_route(snap, &req, &path, ctx)?;
     rate_limit(snap, route, client_ip, ctx)?;
+    let (headers, query) = (req.headers(), req.uri().query());
     let principal = snap
         .auth
-        .authenticate(route.spec.auth, req.headers())
+        .authenticate_route(route.spec.auth, route.providers, headers, query)
         .await?;
     check_client_active(snap, principal.as_ref())?;
     auth::authorize(principal.as_ref(), &route.spec.scopes)?;
