@@ -120,9 +120,16 @@ async fn run<'a>(
     if let Some(answer) = request_check::options_reply(&req, route.spec.methods.as_deref()) {
         return Ok(answer);
     }
+    let (headers, query) = (req.headers(), req.uri().query());
     let principal = snap
         .auth
-        .authenticate_with(route.spec.auth, &route.spec.api_key, req.headers())
+        .authenticate_route(
+            route.spec.auth,
+            route.providers,
+            &route.spec.api_key,
+            headers,
+            query,
+        )
         .await?;
     check_client_active(snap, principal.as_ref())?;
     auth::authorize(principal.as_ref(), &route.spec.scopes)?;

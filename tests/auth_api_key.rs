@@ -115,12 +115,12 @@ async fn every_api_key_case() {
             "{headers:?}"
         );
     }
-    // Two X-API-Key headers are not a credential.
+    // Two X-API-Key headers are not a credential: 400 (RFC 6750-style one credential).
     let mut twice = pair(Some("reports"), Some(&s.active_key));
     twice.append("x-api-key", HeaderValue::from_str(&s.active_key).unwrap());
     assert_eq!(
         a.authenticate(AuthPolicy::ApiKey, &twice).await,
-        Err(AuthError::InvalidCredentials)
+        Err(AuthError::RepeatedCredential("X-API-Key".into()))
     );
 }
 
@@ -160,12 +160,16 @@ async fn either_style_route_and_mixed_credentials() {
     assert_eq!(
         a.authenticate(AuthPolicy::BearerOrApiKey, &HeaderMap::new())
             .await,
-        Err(AuthError::MissingAuthorization)
+        Err(AuthError::MissingAuthorization {
+            realm: "api".into()
+        })
     );
     // An API key on a bearer route is not a bearer token.
     assert_eq!(
         a.authenticate(AuthPolicy::Bearer, &good).await,
-        Err(AuthError::MissingAuthorization)
+        Err(AuthError::MissingAuthorization {
+            realm: "api".into()
+        })
     );
     let mut mixed = good.clone();
     mixed.insert(

@@ -15,7 +15,9 @@ async fn authorization_header_rules() {
     let none = http::HeaderMap::new();
     assert_eq!(
         auth.authenticate(AuthPolicy::Bearer, &none).await,
-        Err(AuthError::MissingAuthorization)
+        Err(AuthError::MissingAuthorization {
+            realm: "api".into()
+        })
     );
     let mut two = bearer(&token);
     two.append(
@@ -24,7 +26,7 @@ async fn authorization_header_rules() {
     );
     assert_eq!(
         auth.authenticate(AuthPolicy::Bearer, &two).await,
-        Err(AuthError::InvalidAuthorizationFormat)
+        Err(AuthError::RepeatedCredential("Authorization".into()))
     );
     for value in [
         "Basic dXNlcjpwYXNz",
@@ -54,7 +56,9 @@ async fn authorization_header_rules() {
     assert_eq!(auth.authenticate(AuthPolicy::None, &none).await, Ok(None));
     assert_eq!(
         auth.authenticate(AuthPolicy::BearerOrApiKey, &none).await,
-        Err(AuthError::MissingAuthorization)
+        Err(AuthError::MissingAuthorization {
+            realm: "api".into()
+        })
     );
 }
 

@@ -187,7 +187,7 @@ async fn missing_or_malformed_authorization_never_reaches_the_upstream() {
 
     let resp = c.get(gw.url("/bearer/x")).send().await.unwrap();
     let (h, _) = rejected(resp, 401, "missing_authorization").await;
-    assert_eq!(www(&h), "Bearer");
+    assert_eq!(www(&h), "Bearer realm=\"api\"");
 
     let resp = c
         .get(gw.url("/bearer/x"))
@@ -206,12 +206,12 @@ async fn missing_or_malformed_authorization_never_reaches_the_upstream() {
         .send()
         .await
         .unwrap();
-    rejected(resp, 401, "invalid_authorization_format").await;
+    rejected(resp, 400, "invalid_request").await;
 
     // The either route asks for a bearer token when nothing at all was sent.
     let resp = c.get(gw.url("/either/x")).send().await.unwrap();
     let (h, _) = rejected(resp, 401, "missing_authorization").await;
-    assert_eq!(www(&h), "Bearer");
+    assert_eq!(www(&h), "Bearer realm=\"api\"");
 
     assert_eq!(up.count(), 0, "the upstream saw a rejected request");
     gw.stop().await;
@@ -395,7 +395,8 @@ async fn api_key_cases_over_the_wire() {
     let resp = req(Some("sleepy"), Some(SLEEPY_KEY)).send().await.unwrap();
     rejected(resp, 403, "partner_app_inactive").await;
 
-    // An app without the route's scope: 403, and no Bearer challenge (it is not a token).
+    // An app without the route's scope: 403 forbidden, and no Bearer challenge (it is not a
+    // token; `insufficient_scope` is for access tokens).
     let resp = c
         .get(gw.url("/keyadmin/x"))
         .header("x-client-id", "acme")
@@ -403,7 +404,7 @@ async fn api_key_cases_over_the_wire() {
         .send()
         .await
         .unwrap();
-    let (h, body) = rejected(resp, 403, "insufficient_scope").await;
+    let (h, body) = rejected(resp, 403, "forbidden").await;
     assert!(h.get(WWW_AUTHENTICATE).is_none(), "challenge on an app 403");
     assert!(body["error"].as_str().unwrap().contains("meetings:admin"));
 

@@ -388,3 +388,74 @@ async fn https_jwks_of_a_private_idp_needs_its_ca_file() {
         "{errs:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_kid_never_waits_long_on_a_hung_jwks_refresh() {
+    let (clock, state) = state();
+    let k1 = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let k2 = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let jwks = Arc::new(Jwks::default());
+    jwks.set_keys(vec![ec_jwk(&k1, "k1", "ES256", "P-256")]);
+    let (addr, _server) = serve(jwks.clone()).await;
+    let dir = temp_dir("jwks-hang");
+    let auth = build(&dir, &config(addr), &state);
+    auth.start().await;
+    // The host hangs from now on (far longer than the 5 s fetch timeout); a refresh comes due
+    // and hangs with it, holding the fetch lock.
+    jwks.delay_ms.store(60_000, Ordering::SeqCst);
+    clock.advance_secs(301);
+    wait_for("the hung refresh", || jwks.hits() == 2).await;
+    let unknown = mint(Algorithm::ES256, Some("k2"), &k2.encoding, &claims());
+    let started = std::time::Instant::now();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(4),
+        auth.authenticate(AuthPolicy::Bearer, &bearer(&unknown)),
+    )
+    .await
+    .expect("the unknown-kid request waited for the hung refresh");
+    assert_eq!(invalid_why(refused), "unknown signing key (kid)");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "waited {:?}",
+        started.elapsed()
+    );
+    // Known keys never wait at all.
+    let known = mint(Algorithm::ES256, Some("k1"), &k1.encoding, &claims());
+    assert!(ok(&auth, &known).await);
+}
+
+#[tokio::test]
+async fn a_jwks_without_usable_keys_never_replaces_the_last_good_set() {
+    let (clock, state) = state();
+    let k1 = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let jwks = Arc::new(Jwks::default());
+    jwks.set_keys(vec![ec_jwk(&k1, "k1", "ES256", "P-256")]);
+    let (addr, _server) = serve(jwks.clone()).await;
+    let dir = temp_dir("jwks-unusable");
+    let auth = build(&dir, &config(addr), &state);
+    auth.start().await;
+    // Next document: an HMAC key, an encryption key and a key of an unknown type; then an empty one.
+    let mut enc = ec_jwk(&k1, "k1", "ES256", "P-256");
+    enc["use"] = json!("enc");
+    jwks.set_keys(vec![
+        json!({"kty": "oct", "kid": "h", "alg": "HS256", "k": b64(b"0123456789abcdef0123456789abcdef")}),
+        enc,
+        json!({"kty": "XYZ", "kid": "x"}),
+    ]);
+    for (round, keys) in [(1u64, None), (2, Some(Vec::new()))] {
+        if let Some(k) = keys {
+            jwks.set_keys(k);
+        }
+        clock.advance_secs(301);
+        wait_for("a refused refresh", || {
+            state.jwks_stats(&url(addr)).unwrap().failures >= round
+        })
+        .await;
+        let stats = state.jwks_stats(&url(addr)).unwrap();
+        assert_eq!(stats.keys, 1, "round {round}: {stats:?}");
+        let mut c = claims();
+        c["jti"] = json!(format!("after-bad-document-{round}"));
+        let t = mint(Algorithm::ES256, Some("k1"), &k1.encoding, &c);
+        assert!(ok(&auth, &t).await, "round {round}: last good key gone");
+    }
+}

@@ -250,6 +250,8 @@ async fn wrong_kid_is_refused() {
         invalid_why(auth.authenticate(AuthPolicy::Bearer, &bearer(&t)).await),
         "unknown signing key (kid)"
     );
+    // Without kid the token is tried against its issuer's keys of its algorithm: the one
+    // HS256 key verifies it; a kid-less token signed with another secret is refused.
     let no_kid = mint(
         Algorithm::HS256,
         None,
@@ -259,7 +261,20 @@ async fn wrong_kid_is_refused() {
     assert!(
         auth.authenticate(AuthPolicy::Bearer, &bearer(&no_kid))
             .await
-            .is_err()
+            .is_ok()
+    );
+    let forged = mint(
+        Algorithm::HS256,
+        None,
+        &EncodingKey::from_secret(b"another-secret-another-secret-another-secret!!"),
+        &claims(),
+    );
+    assert_eq!(
+        invalid_why(
+            auth.authenticate(AuthPolicy::Bearer, &bearer(&forged))
+                .await
+        ),
+        "signature invalid"
     );
 }
 

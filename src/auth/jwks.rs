@@ -11,7 +11,10 @@
 //!   unknown `kid` notes the fetch generation, takes the mutex, and if a fetch finished while it
 //!   waited it just re-checks the keys; otherwise it fetches itself unless the unknown-kid
 //!   cooldown (on the injected clock) is still running, in which case it is refused.
-//! - **Stale keys**: a failed fetch keeps the last good key set.
+//! - **Bounded wait**: the unknown-`kid` fetch runs as its own task; the request waits for it at
+//!   most `UNKNOWN_KID_WAIT`, so a hung JWKS host never holds requests for the fetch timeout.
+//! - **Stale keys**: a failed fetch keeps the last good key set, and so does a document in which
+//!   no key is usable (all skipped, or none at all).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +44,9 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the refresh task looks at the clock.
 const TICK: Duration = Duration::from_millis(250);
+/// Longest a request with an unknown `kid` waits for the refetch it caused (or for a refresh
+/// already running, e.g. one hung on a dead host); the fetch itself carries on in the background.
+pub const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(1);
 
 /// Per-URL settings from `[[jwt.jwks]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +104,8 @@ pub struct JwksSource {
     keys: ArcSwap<Vec<VerifyKey>>,
     fetch_lock: tokio::sync::Mutex<()>,
     fetch_gen: AtomicU64,
+    unknown_kid_inflight: AtomicBool,
+    unknown_kid_done: tokio::sync::Notify,
     last_unknown_fetch_ms: Mutex<Option<u64>>,
     next_due_ms: AtomicU64,
     interval_secs: AtomicU64,
@@ -254,6 +262,7 @@ impl JwksSource {
             return Err("body has no \"keys\" array".to_string());
         };
         let mut keys = Vec::new();
+        let mut skipped = 0usize;
         for entry in entries {
             let kid = entry.get("kid").and_then(Value::as_str).unwrap_or("");
             let parsed = serde_json::from_value::<Jwk>(entry.clone())
@@ -262,25 +271,42 @@ impl JwksSource {
             match parsed {
                 Ok(mut k) => keys.append(&mut k),
                 Err(why) => {
+                    skipped += 1;
                     tracing::warn!(url = %self.url, kid, reason = %why, "jwks key skipped");
                 }
             }
+        }
+        if keys.is_empty() {
+            return Err(format!(
+                "the document has no usable key ({skipped} skipped)"
+            ));
         }
         Ok((keys, max_age))
     }
 
     /// Called when a token's `kid` matched no key: one shared refetch (subject to the
-    /// cooldown). Returns true when the caller should look the kid up again.
-    pub(crate) async fn refetch_for_unknown_kid(&self) -> bool {
+    /// cooldown), waited for at most `UNKNOWN_KID_WAIT`. Returns true when the caller should
+    /// look the kid up again.
+    pub(crate) async fn refetch_for_unknown_kid(self: &Arc<Self>) -> bool {
         let seen = self.fetch_gen.load(Ordering::Acquire);
-        self.fetch_serialized(Some(seen), true).await
+        let done = self.unknown_kid_done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        if !self.unknown_kid_inflight.swap(true, Ordering::AcqRel) {
+            let src = self.clone();
+            tokio::spawn(async move {
+                src.fetch_serialized(Some(seen), true).await;
+                src.unknown_kid_inflight.store(false, Ordering::Release);
+                src.unknown_kid_done.notify_waiters();
+            });
+        }
+        let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, done).await;
+        self.fetch_gen.load(Ordering::Acquire) != seen
     }
 
     /// Records a refusal of a token whose kid stayed unknown.
-    pub(crate) fn count_unknown_kid_refusal(&self, kid: Option<&str>) {
+    pub(crate) fn count_unknown_kid_refusal(&self) {
         self.unknown_kid_refusals.fetch_add(1, Ordering::Relaxed);
-        let kid: String = kid.unwrap_or("").chars().take(64).collect();
-        tracing::warn!(url = %self.url, kid = %kid, "token refused: unknown kid");
     }
 
     /// Fetches once if never started, then spawns the refresh task (idempotent).
@@ -403,6 +429,8 @@ impl JwksRegistry {
             keys: ArcSwap::from_pointee(Vec::new()),
             fetch_lock: tokio::sync::Mutex::new(()),
             fetch_gen: AtomicU64::new(0),
+            unknown_kid_inflight: AtomicBool::new(false),
+            unknown_kid_done: tokio::sync::Notify::new(),
             last_unknown_fetch_ms: Mutex::new(None),
             next_due_ms: AtomicU64::new(0),
             interval_secs: AtomicU64::new(0),

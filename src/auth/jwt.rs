@@ -42,7 +42,19 @@ impl fmt::Debug for VerifyKey {
     }
 }
 
-/// Claim and shape rules applied to every token.
+/// Where a provider's tokens carry their scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeClaim {
+    /// `scope` (space-separated), else `scp` (as before providers existed).
+    #[default]
+    ScopeThenScp,
+    /// Only `scope`, a space-separated string (RFC 8693 section 4.2, RFC 9068).
+    Scope,
+    /// Only `scp`, an array of strings (or a space-separated string).
+    Scp,
+}
+
+/// Claim and shape rules of one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtRules {
     /// Accepted `iss` values; any when empty.
@@ -53,6 +65,14 @@ pub struct JwtRules {
     pub leeway_secs: u64,
     /// Refuse tokens without `exp`.
     pub require_exp: bool,
+    /// Other claims every token must carry (non-null).
+    pub required_claims: Vec<String>,
+    /// Required `typ` header, normalised (lower case, no `application/`).
+    pub typ: Option<String>,
+    /// Where scopes are read from.
+    pub scope_claim: ScopeClaim,
+    /// Algorithms tokens may use; any the keys are bound to when empty.
+    pub algorithms: Vec<Algorithm>,
     /// Largest accepted token, bytes.
     pub max_token_bytes: usize,
 }
@@ -64,10 +84,26 @@ impl Default for JwtRules {
             audiences: Vec::new(),
             leeway_secs: 30,
             require_exp: true,
+            required_claims: Vec::new(),
+            typ: None,
+            scope_claim: ScopeClaim::default(),
+            algorithms: Vec::new(),
             max_token_bytes: 8192,
         }
     }
 }
+
+/// A media type as `typ` compares it: lower case, without `application/` (RFC 7515 section 4.1.9).
+pub(crate) fn normalize_typ(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_string(),
+        None => lower,
+    }
+}
+
+/// The decoded payload.
+pub(crate) type Claims = Map<String, Value>;
 
 /// The parts of a compact JWS after the header was checked.
 #[derive(Debug)]
@@ -82,6 +118,8 @@ pub(crate) struct ParsedToken<'a> {
     pub alg: Algorithm,
     /// The header's key id.
     pub kid: Option<String>,
+    /// The header's `typ`, if a string.
+    pub typ: Option<String>,
 }
 
 /// A token that passed signature and claim checks.
@@ -102,8 +140,8 @@ fn invalid(why: &str) -> AuthError {
 }
 
 /// Parses the compact serialization and checks the header (size, shape, `alg`, `crit`).
-pub(crate) fn parse<'a>(token: &'a str, rules: &JwtRules) -> Result<ParsedToken<'a>, AuthError> {
-    if token.len() > rules.max_token_bytes {
+pub(crate) fn parse(token: &str, max_bytes: usize) -> Result<ParsedToken<'_>, AuthError> {
+    if token.len() > max_bytes {
         return Err(invalid("token too large"));
     }
     let mut parts = token.split('.');
@@ -142,6 +180,10 @@ pub(crate) fn parse<'a>(token: &'a str, rules: &JwtRules) -> Result<ParsedToken<
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(invalid("token header kid must be a string")),
     };
+    let typ = match header.get("typ") {
+        Some(Value::String(t)) => Some(t.clone()),
+        _ => None,
+    };
     if signature.is_empty() {
         return Err(invalid("token has no signature"));
     }
@@ -152,6 +194,7 @@ pub(crate) fn parse<'a>(token: &'a str, rules: &JwtRules) -> Result<ParsedToken<
         signature,
         alg,
         kid,
+        typ,
     })
 }
 
@@ -200,7 +243,7 @@ pub fn check_times(
     Ok(())
 }
 
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AuthError> {
+fn numeric_date(claims: &Claims, name: &str) -> Result<Option<u64>, AuthError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
@@ -220,7 +263,7 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
     }
 }
 
-fn opt_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
+fn opt_string(claims: &Claims, name: &str) -> Result<Option<String>, AuthError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -230,18 +273,29 @@ fn opt_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>,
     }
 }
 
-fn scopes(claims: &Map<String, Value>) -> Result<Vec<String>, AuthError> {
-    if let Some(v) = claims.get("scope").filter(|v| !v.is_null()) {
-        return match v {
-            Value::String(s) => Ok(s.split_whitespace().map(str::to_string).collect()),
-            _ => Err(invalid(
-                "token claim scope must be a space-separated string",
-            )),
-        };
-    }
+/// Splits a `scope` string on the space character only (RFC 6749 section 3.3: scope-tokens are
+/// separated by SP; a tab or newline is part of a (then unmatchable) token, never a separator).
+fn split_scopes(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn scope_string(claims: &Claims) -> Option<Result<Vec<String>, AuthError>> {
+    let v = claims.get("scope").filter(|v| !v.is_null())?;
+    Some(match v {
+        Value::String(s) => Ok(split_scopes(s)),
+        _ => Err(invalid(
+            "token claim scope must be a space-separated string",
+        )),
+    })
+}
+
+fn scp_claim(claims: &Claims) -> Result<Vec<String>, AuthError> {
     match claims.get("scp") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s.split_whitespace().map(str::to_string).collect()),
+        Some(Value::String(s)) => Ok(split_scopes(s)),
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| match i {
@@ -253,7 +307,15 @@ fn scopes(claims: &Map<String, Value>) -> Result<Vec<String>, AuthError> {
     }
 }
 
-fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<(), AuthError> {
+fn scopes(claims: &Claims, from: ScopeClaim) -> Result<Vec<String>, AuthError> {
+    match from {
+        ScopeClaim::Scope => scope_string(claims).unwrap_or(Ok(Vec::new())),
+        ScopeClaim::Scp => scp_claim(claims),
+        ScopeClaim::ScopeThenScp => scope_string(claims).unwrap_or_else(|| scp_claim(claims)),
+    }
+}
+
+fn check_audience(claims: &Claims, accepted: &[String]) -> Result<(), AuthError> {
     if accepted.is_empty() {
         return Ok(());
     }
@@ -279,30 +341,58 @@ fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<()
     }
 }
 
-/// Decodes the payload and checks the claims against `rules` at `now` (Unix seconds).
-pub(crate) fn check_claims(
-    payload_b64: &str,
-    rules: &JwtRules,
-    now: u64,
-) -> Result<VerifiedToken, AuthError> {
+/// Decodes the payload (before the signature is checked: its `iss` picks the provider).
+pub(crate) fn decode_claims(payload_b64: &str) -> Result<Claims, AuthError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(payload_b64)
         .map_err(|_| invalid("token payload is not valid base64url"))?;
-    let claims: Map<String, Value> = serde_json::from_slice(&bytes)
-        .map_err(|_| invalid("token payload is not a JSON object"))?;
+    serde_json::from_slice(&bytes).map_err(|_| invalid("token payload is not a JSON object"))
+}
 
-    let exp = numeric_date(&claims, "exp")?;
-    let nbf = numeric_date(&claims, "nbf")?;
+/// The `iss` claim: absent, or a single string.
+pub(crate) fn issuer(claims: &Claims) -> Result<Option<&str>, AuthError> {
+    match claims.get("iss") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(invalid("token claim iss must be a single string")),
+    }
+}
+
+/// Checks the header's `typ` against the provider's required one.
+pub(crate) fn check_typ(token: &ParsedToken<'_>, rules: &JwtRules) -> Result<(), AuthError> {
+    let Some(want) = &rules.typ else {
+        return Ok(());
+    };
+    match &token.typ {
+        Some(t) if normalize_typ(t) == *want => Ok(()),
+        _ => Err(AuthError::InvalidToken(format!(
+            "token type (typ header) must be {want}"
+        ))),
+    }
+}
+
+/// Checks the claims against `rules` at `now` (Unix seconds).
+pub(crate) fn check_claims(
+    claims: &Claims,
+    rules: &JwtRules,
+    now: u64,
+) -> Result<VerifiedToken, AuthError> {
+    let exp = numeric_date(claims, "exp")?;
+    let nbf = numeric_date(claims, "nbf")?;
     if exp.is_none() && rules.require_exp {
         return Err(invalid("token has no expiry (exp)"));
     }
     check_times(exp, nbf, now, rules.leeway_secs)?;
-
-    let iss = match claims.get("iss") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(invalid("token claim iss must be a single string")),
-    };
+    if let Some(missing) = rules
+        .required_claims
+        .iter()
+        .find(|c| claims.get(c.as_str()).is_none_or(Value::is_null))
+    {
+        return Err(AuthError::InvalidToken(format!(
+            "token lacks the required claim {missing}"
+        )));
+    }
+    let iss = issuer(claims)?;
     if !rules.issuers.is_empty() {
         match iss {
             None => return Err(invalid("token has no issuer (iss)")),
@@ -312,13 +402,13 @@ pub(crate) fn check_claims(
             Some(_) => {}
         }
     }
-    check_audience(&claims, &rules.audiences)?;
+    check_audience(claims, &rules.audiences)?;
 
-    let client_id = match opt_string(&claims, "client_id")? {
+    let client_id = match opt_string(claims, "client_id")? {
         Some(c) => Some(c),
-        None => opt_string(&claims, "azp")?,
+        None => opt_string(claims, "azp")?,
     };
-    let subject = match (opt_string(&claims, "sub")?, &client_id) {
+    let subject = match (opt_string(claims, "sub")?, &client_id) {
         (Some(s), _) => s,
         (None, Some(c)) => c.clone(),
         (None, None) => return Err(invalid("token has no subject (sub)")),
@@ -327,12 +417,12 @@ pub(crate) fn check_claims(
         principal: Principal {
             subject,
             client_id,
-            scopes: scopes(&claims)?,
+            scopes: scopes(claims, rules.scope_claim)?,
             method: AuthMethod::Bearer,
         },
         exp,
         nbf,
-        jti: opt_string(&claims, "jti")?,
+        jti: opt_string(claims, "jti")?,
     })
 }
 
@@ -347,17 +437,37 @@ pub(crate) enum Selection<'k> {
     UnknownKid,
 }
 
-/// Selects keys for a token: `kid` picks the key (a key without kid matches tokens without kid,
-/// and any token when it is the only key), then the token's `alg` must be the key's.
+/// Most keys a token without `kid` is tried against (bounds the signature checks a forged
+/// kid-less token costs).
+pub(crate) const MAX_KIDLESS_CANDIDATES: usize = 8;
+
+/// Selects one provider's keys for a token. With a `kid`: the keys with that id (or the
+/// provider's only key when it has no id). Without: the keys of the token's algorithm, kid-less
+/// keys first, at most `MAX_KIDLESS_CANDIDATES`. The token's `alg` must be the key's.
 pub(crate) fn select<'k>(
     keys: &[&'k VerifyKey],
     kid: Option<&str>,
     alg: Algorithm,
 ) -> Selection<'k> {
+    let Some(kid) = kid else {
+        let kidless = keys.iter().filter(|k| k.kid.is_none());
+        let named = keys.iter().filter(|k| k.kid.is_some());
+        let found: Vec<&'k VerifyKey> = kidless
+            .chain(named)
+            .copied()
+            .filter(|k| k.alg == alg)
+            .take(MAX_KIDLESS_CANDIDATES)
+            .collect();
+        return match found.is_empty() {
+            false => Selection::Found(found),
+            true if keys.iter().any(|k| k.kid.is_none()) => Selection::WrongAlgorithm,
+            true => Selection::UnknownKid,
+        };
+    };
     let mut by_kid: Vec<&'k VerifyKey> = keys
         .iter()
         .copied()
-        .filter(|k| k.kid.as_deref() == kid)
+        .filter(|k| k.kid.as_deref() == Some(kid))
         .collect();
     if by_kid.is_empty() && keys.len() == 1 && keys[0].kid.is_none() {
         by_kid = keys.to_vec();
@@ -407,12 +517,12 @@ mod tests {
 
     #[test]
     fn parse_refuses_none_and_crit() {
-        let rules = JwtRules::default();
+        let rules = JwtRules::default().max_token_bytes;
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
         let t = format!("{h}.e30.");
-        assert!(matches!(parse(&t, &rules), Err(AuthError::InvalidToken(m)) if m.contains("none")));
+        assert!(matches!(parse(&t, rules), Err(AuthError::InvalidToken(m)) if m.contains("none")));
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","crit":["exp"]}"#);
         let t = format!("{h}.e30.c2ln");
-        assert!(matches!(parse(&t, &rules), Err(AuthError::InvalidToken(m)) if m.contains("crit")));
+        assert!(matches!(parse(&t, rules), Err(AuthError::InvalidToken(m)) if m.contains("crit")));
     }
 }

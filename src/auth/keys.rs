@@ -14,18 +14,32 @@ use super::jwt::{VerifyKey, family_name, is_hmac, parse_algorithm};
 use crate::config::diagnostic::Diagnostics;
 use crate::config::raw;
 
-/// Shortest HMAC secret accepted, bytes (RFC 7518 §3.2 asks for at least the hash size).
+/// Shortest HMAC secret accepted for HS256, bytes (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// Shortest secret for an HMAC algorithm: its hash's output size (RFC 7518 §3.2).
+pub fn min_hmac_secret_bytes(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => MIN_HMAC_SECRET_BYTES,
+    }
+}
 
 const ALG_FIX: &str =
     "use one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
 
-/// Loads every `[[jwt.keys]]` entry; problems go to `diags` and the entry is skipped.
-pub(crate) fn load_static_keys(jwt: &raw::Jwt, diags: &mut Diagnostics<'_>) -> Vec<VerifyKey> {
+/// Loads every key entry of one list (`[[jwt.keys]]` or a provider's, under `prefix`);
+/// problems go to `diags` and the entry is skipped.
+pub(crate) fn load_static_keys(
+    keys: &[Spanned<raw::JwtKey>],
+    prefix: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<VerifyKey> {
     let base = diags.source().base_dir();
     let mut out: Vec<VerifyKey> = Vec::new();
-    for (i, entry) in jwt.keys.iter().enumerate() {
-        let path = format!("jwt.keys[{i}]");
+    for (i, entry) in keys.iter().enumerate() {
+        let path = format!("{prefix}[{i}]");
         let k = entry.get_ref();
         let Some(alg) = parse_algorithm(k.alg.get_ref()) else {
             diags.push(
@@ -65,7 +79,7 @@ pub(crate) fn load_static_keys(jwt: &raw::Jwt, diags: &mut Diagnostics<'_>) -> V
                 );
                 continue;
             }
-            load_secret(secret, &format!("{path}.secret"), &base, diags)
+            load_secret(secret, alg, &format!("{path}.secret"), &base, diags)
                 .map(|s| DecodingKey::from_secret(&s))
         } else if is_hmac(alg) {
             let span = k
@@ -125,6 +139,7 @@ fn read_file(
 
 fn load_secret(
     value: &Spanned<String>,
+    alg: Algorithm,
     key: &str,
     base: &Path,
     diags: &mut Diagnostics<'_>,
@@ -163,15 +178,16 @@ fn load_secret(
         );
         return None;
     };
-    if secret.len() < MIN_HMAC_SECRET_BYTES {
+    let min = min_hmac_secret_bytes(alg);
+    if secret.len() < min {
         diags.push(
             Some(value.span()),
             key.to_string(),
             format!(
-                "HMAC secret is {} bytes; at least {MIN_HMAC_SECRET_BYTES} are needed",
+                "HMAC secret is {} bytes; {alg:?} needs at least {min} (its hash size, RFC 7518 section 3.2)",
                 secret.len()
             ),
-            "use at least 32 random bytes, e.g. `openssl rand -base64 48`",
+            format!("use at least {min} random bytes, e.g. `openssl rand -base64 {}`", min * 3 / 2),
         );
         return None;
     }

@@ -1,17 +1,22 @@
 //! Authentication: who is calling, by the route's policy (bearer JWT, API-key pair, either, none).
 //!
-//! The pipeline calls `Authenticator::authenticate` with the route's policy and the request
-//! headers; a `Principal` comes back, or an `AuthError` that `error` maps to the catalogue.
-//! `authorize` (in `scope`) then checks the route's required scopes.
+//! The pipeline calls `Authenticator::authenticate_route` with the route's policy, the
+//! providers it accepts, the request headers and query; a `Principal` comes back, or an
+//! `AuthError` that `error` maps to the catalogue. `authorize` (in `scope`) then checks the
+//! route's required scopes. Bearer tokens are verified by the provider their `iss` names
+//! (`provider`), with that provider's keys only.
 //!
 //! Two lifetimes: an `Authenticator` is built once per config snapshot (keys, claim rules,
 //! apps); the `AuthState` it points to outlives reloads (JWKS caches by URL, the verified-token
 //! cache, revoked `jti`s).
 
 pub mod api_key;
+mod bearer;
 pub mod jwks;
 pub mod jwt;
 mod keys;
+pub mod provider;
+mod provider_config;
 pub mod scope;
 pub mod settings;
 pub mod token_cache;
@@ -28,14 +33,15 @@ use thiserror::Error;
 pub use api_key::{AppRegistry, KeyHeaders, generate_api_key, hash_secret};
 pub use jwks::{JwksSource, JwksStats};
 pub use jwt::{JwtRules, VerifyKey};
+pub use provider::{BuiltinIssuer, ProviderSet};
 pub use scope::authorize;
 pub use token_cache::TokenCache;
 
 use crate::clock::SharedClock;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::RawConfig;
-use jwt::{ParsedToken, Selection};
-use token_cache::{CachedToken, token_hash};
+use bearer::is_bearer_scheme;
+use provider::{Provider, Providers};
 
 /// What a route accepts as credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +104,13 @@ pub struct Principal {
 /// Why a request's credentials were not accepted. Mapped to HTTP in `error`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AuthError {
-    /// Bearer route, no `Authorization` header.
+    /// Bearer route, no `Authorization` header; `realm` goes into the challenge.
     #[error("missing Authorization header")]
-    MissingAuthorization,
-    /// `Authorization` present but not `Bearer <token>` (or sent twice).
+    MissingAuthorization {
+        /// `realm` of the `WWW-Authenticate: Bearer` challenge.
+        realm: Arc<str>,
+    },
+    /// `Authorization` present but not `Bearer <b64token>`.
     #[error("invalid Authorization format")]
     InvalidAuthorizationFormat,
     /// Signature, expiry, issuer, audience or shape of the token is wrong; the text says which,
@@ -112,9 +121,17 @@ pub enum AuthError {
     /// space-separated.
     #[error("insufficient scope: {0}")]
     InsufficientScope(String),
-    /// An API-key app lacks a required scope (no bearer challenge applies); same field.
+    /// An API-key app lacks a required scope (`403 forbidden`, no bearer challenge); same field.
     #[error("app lacks scope: {0}")]
     AppScopeMissing(String),
+    /// A credential header sent more than once, or a comma-joined list of API keys; the
+    /// field names the header.
+    #[error("{0} sent more than once")]
+    RepeatedCredential(String),
+    /// An `access_token` query parameter together with an `Authorization` header
+    /// (RFC 6750 section 2: one method per request).
+    #[error("access token in the query and an Authorization header")]
+    TokenInQueryAndHeader,
     /// API-key route without `X-API-Key`.
     #[error("missing X-API-Key")]
     MissingApiKey,
@@ -127,7 +144,7 @@ pub enum AuthError {
     /// The app is suspended.
     #[error("app inactive")]
     AppInactive,
-    /// Bearer and API key on one request.
+    /// Bearer and API key (or `X-Client-ID`) on one request.
     #[error("both a bearer token and an API key were sent")]
     MixedCredentials,
 }
@@ -222,9 +239,10 @@ impl AuthState {
 /// Verifies credentials for one config snapshot. Cheap to share (`Send + Sync`).
 pub struct Authenticator {
     state: Arc<AuthState>,
-    rules: JwtRules,
-    keys: Vec<VerifyKey>,
-    jwks: Vec<Arc<JwksSource>>,
+    providers: Providers,
+    routes: Vec<ProviderSet>,
+    realm: Arc<str>,
+    max_token_bytes: usize,
     apps: AppRegistry,
     generation: u64,
 }
@@ -232,98 +250,97 @@ pub struct Authenticator {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("rules", &self.rules)
-            .field("keys", &self.keys)
-            .field(
-                "jwks",
-                &self.jwks.iter().map(|s| s.url()).collect::<Vec<_>>(),
-            )
+            .field("providers", &self.providers)
             .field("apps", &self.apps.len())
             .finish()
     }
 }
 
 impl Authenticator {
-    /// Builds from the raw config; key files are resolved relative to
-    /// `diags.source().base_dir()`; problems go to `diags` (with spans) and `None` is returned
-    /// if `diags` holds any problem afterwards.
+    /// Builds from the raw config without the token service's provider; see `build_with`.
     pub fn build(
         raw: &RawConfig,
         diags: &mut Diagnostics<'_>,
         state: &Arc<AuthState>,
     ) -> Option<Self> {
-        let (rules, cache_entries) = settings::jwt_rules(raw.jwt.as_ref(), diags);
-        let mut keys = Vec::new();
-        let mut sources: Vec<Arc<JwksSource>> = Vec::new();
-        if let Some(jwt) = &raw.jwt {
-            keys = keys::load_static_keys(jwt, diags);
-            for (i, entry) in jwt.jwks.iter().enumerate() {
-                if let Some((url, s)) = settings::jwks_settings(i, entry, diags) {
-                    if sources.iter().any(|x| x.url() == url) {
-                        diags.push(
-                            Some(entry.span()),
-                            format!("jwt.jwks[{i}].url"),
-                            "this JWKS URL is listed twice",
-                            "keep one entry per URL",
-                        );
-                        continue;
-                    }
-                    sources.push(state.jwks.source(&url, s, &state.clock));
-                }
-            }
+        Self::build_with(raw, diags, state, None)
+    }
+
+    /// Builds from the raw config; `builtin` is the token service's provider (`oauth`). Key
+    /// files are resolved relative to `diags.source().base_dir()`; problems go to `diags`
+    /// (with spans) and `None` is returned if `diags` holds any problem afterwards.
+    pub fn build_with(
+        raw: &RawConfig,
+        diags: &mut Diagnostics<'_>,
+        state: &Arc<AuthState>,
+        builtin: Option<&BuiltinIssuer>,
+    ) -> Option<Self> {
+        let global = settings::global(raw.jwt.as_ref(), diags);
+        let list = provider_config::providers(raw, &global, builtin, state, diags);
+        let mut names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        if builtin.is_none() && raw.oauth.is_some() {
+            names.push(provider::BUILTIN);
         }
+        let routes = provider_config::route_sets(raw, &names, diags);
         let apps = AppRegistry::build(&raw.apps, diags);
         if !diags.is_empty() {
             return None;
         }
-        state.ensure_cache_capacity(cache_entries);
+        state.ensure_cache_capacity(global.cache_entries);
         Some(Self {
             state: state.clone(),
-            rules,
-            keys,
-            jwks: sources,
+            providers: Providers::new(list),
+            routes,
+            realm: global.realm,
+            max_token_bytes: global.rules.max_token_bytes,
             apps,
             generation: state.generation.fetch_add(1, Ordering::AcqRel) + 1,
         })
     }
 
-    /// An authenticator with explicit parts (no config file): rules, static keys, apps.
+    /// An authenticator with explicit parts (no config file): one `default` provider with
+    /// `rules` and static `keys` (any issuer when `rules.issuers` is empty), and apps.
     pub fn from_parts(
         state: &Arc<AuthState>,
         rules: JwtRules,
         keys: Vec<VerifyKey>,
         apps: AppRegistry,
     ) -> Self {
-        Self {
-            state: state.clone(),
+        let max_token_bytes = rules.max_token_bytes;
+        let default = Provider {
+            name: provider::DEFAULT.to_string(),
+            any_issuer: rules.issuers.is_empty(),
             rules,
             keys,
             jwks: Vec::new(),
+        };
+        Self {
+            state: state.clone(),
+            providers: Providers::new(vec![default]),
+            routes: Vec::new(),
+            realm: Arc::from(settings::DEFAULT_REALM),
+            max_token_bytes,
             apps,
             generation: state.generation.fetch_add(1, Ordering::AcqRel) + 1,
         }
     }
 
-    /// Accepts tokens of the gateway's own token service: its issuer and audience join the
-    /// accepted lists (an empty list already accepts any value and stays empty), or become the
-    /// only accepted values when no `[jwt]` section is configured.
-    pub fn trust_issuer(&mut self, issuer: &str, audience: &str, only: bool) {
-        if only || !self.rules.issuers.is_empty() {
-            self.rules.issuers.push(issuer.to_string());
-        }
-        if only || !self.rules.audiences.is_empty() {
-            self.rules.audiences.push(audience.to_string());
-        }
-    }
-
-    /// Extra keys (e.g. the gateway's own OAuth signing keys) accepted alongside configured ones.
+    /// An extra key for the `default` provider (or the first one).
     pub fn add_key(&mut self, key: VerifyKey) {
-        self.keys.push(key);
+        let index = self.providers.index_of(provider::DEFAULT).unwrap_or(0);
+        if let Some(p) = self.providers.get_mut(index) {
+            p.keys.push(key);
+        }
     }
 
-    /// The claim rules in force.
-    pub fn rules(&self) -> &JwtRules {
-        &self.rules
+    /// The providers accepted by the route at `index` of `[[routes]]` (all when it lists none).
+    pub fn route_providers(&self, index: usize) -> ProviderSet {
+        self.routes.get(index).copied().unwrap_or(ProviderSet::ALL)
+    }
+
+    /// Names of the providers, in index order.
+    pub fn provider_names(&self) -> Vec<String> {
+        self.providers.iter().map(|p| p.name.clone()).collect()
     }
 
     /// The shared state.
@@ -333,8 +350,9 @@ impl Authenticator {
 
     /// Counters of every JWKS source, by URL.
     pub fn jwks_stats(&self) -> Vec<(String, JwksStats)> {
-        self.jwks
+        self.providers
             .iter()
+            .flat_map(|p| p.jwks.iter())
             .map(|s| (s.url().to_string(), s.stats()))
             .collect()
     }
@@ -342,57 +360,74 @@ impl Authenticator {
     /// Fetches every JWKS URL not fetched yet and starts its background refresh (idempotent
     /// per URL: a reload re-using a URL does not start a second task).
     pub async fn start(&self) {
-        for s in &self.jwks {
-            s.start().await;
+        for p in self.providers.iter() {
+            for s in &p.jwks {
+                s.start().await;
+            }
         }
     }
 
-    /// Authenticates a request under `policy`. `Ok(None)` for `AuthPolicy::None`. Under every
-    /// policy, a request carrying both a Bearer `Authorization` and an `X-API-Key` is
-    /// `MixedCredentials`.
+    /// Authenticates a request under `policy`, accepting tokens of every provider; see
+    /// `authenticate_route`.
     pub async fn authenticate(
         &self,
         policy: AuthPolicy,
         headers: &HeaderMap,
     ) -> Result<Option<Principal>, AuthError> {
-        self.authenticate_with(policy, &KeyHeaders::default(), headers)
+        let keys = KeyHeaders::default();
+        self.authenticate_route(policy, ProviderSet::ALL, &keys, headers, None)
             .await
     }
 
-    /// `authenticate` on a route whose API keys travel in `keys` (its `api_key_headers`).
-    pub async fn authenticate_with(
+    /// Authenticates a request under `policy` for a route accepting `providers` whose API keys
+    /// travel in `keys` (its `api_key_headers`); `query` is the request's query string.
+    /// `Ok(None)` for `AuthPolicy::None`. Under every policy, a Bearer `Authorization` with an
+    /// API key or client id is `MixedCredentials`.
+    pub async fn authenticate_route(
         &self,
         policy: AuthPolicy,
+        providers: ProviderSet,
         keys: &KeyHeaders,
         headers: &HeaderMap,
+        query: Option<&str>,
     ) -> Result<Option<Principal>, AuthError> {
         let has_bearer = headers
             .get_all(AUTHORIZATION)
             .iter()
             .any(|v| is_bearer_scheme(v.as_bytes()));
         let has_api_key = headers.contains_key(&keys.key);
-        if has_bearer && has_api_key {
-            return Err(AuthError::MixedCredentials);
-        }
         let has_client_id = keys
             .client_id
             .as_ref()
             .is_some_and(|c| headers.contains_key(c));
+        if has_bearer && (has_api_key || has_client_id) {
+            return Err(AuthError::MixedCredentials);
+        }
+        if policy == AuthPolicy::None {
+            return Ok(None);
+        }
+        check_single_credentials(headers, keys, query)?;
         match policy {
             AuthPolicy::None => Ok(None),
-            AuthPolicy::Bearer => self.bearer(headers).await.map(Some),
+            AuthPolicy::Bearer => self.bearer(headers, providers).await.map(Some),
             AuthPolicy::ApiKey => self.api_key(keys, headers).await.map(Some),
             AuthPolicy::BearerOrApiKey => {
                 if has_bearer {
-                    self.bearer(headers).await.map(Some)
+                    self.bearer(headers, providers).await.map(Some)
                 } else if has_api_key || has_client_id {
                     self.api_key(keys, headers).await.map(Some)
                 } else if headers.contains_key(AUTHORIZATION) {
                     Err(AuthError::InvalidAuthorizationFormat)
                 } else {
-                    Err(AuthError::MissingAuthorization)
+                    Err(self.missing_authorization())
                 }
             }
+        }
+    }
+
+    fn missing_authorization(&self) -> AuthError {
+        AuthError::MissingAuthorization {
+            realm: self.realm.clone(),
         }
     }
 
@@ -412,150 +447,42 @@ impl Authenticator {
         };
         self.apps.check(client, key).await
     }
-
-    async fn bearer(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let mut values = headers.get_all(AUTHORIZATION).iter();
-        let value = values.next().ok_or(AuthError::MissingAuthorization)?;
-        if values.next().is_some() {
-            return Err(AuthError::InvalidAuthorizationFormat);
-        }
-        let token = bearer_token(value.as_bytes()).ok_or(AuthError::InvalidAuthorizationFormat)?;
-        self.verify_token(token).await
-    }
-
-    /// Verifies a bearer token (cache, signature, claims, revocation) and returns its principal.
-    pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.len() > self.rules.max_token_bytes {
-            return Err(AuthError::InvalidToken("token too large".into()));
-        }
-        let now = self.state.clock.unix_secs();
-        let hash = token_hash(token);
-        let cache = self.state.cache.load();
-        if let Some(hit) = cache.get(&hash, now)
-            && hit.generation == self.generation
-        {
-            let usable = jwt::check_times(hit.exp, hit.nbf, now, self.rules.leeway_secs)
-                .and_then(|()| self.check_revoked(hit.jti.as_deref()));
-            if let Err(e) = usable {
-                cache.evict(&hash);
-                return Err(e);
-            }
-            return Ok((*hit.principal).clone());
-        }
-        let parsed = jwt::parse(token, &self.rules)?;
-        self.verify_signature(&parsed).await?;
-        let verified = jwt::check_claims(parsed.payload_b64, &self.rules, now)?;
-        self.check_revoked(verified.jti.as_deref())?;
-        let live_until = verified
-            .exp
-            .map_or(u64::MAX, |e| e.saturating_add(self.rules.leeway_secs));
-        let principal = Arc::new(verified.principal);
-        cache.insert(
-            hash,
-            CachedToken {
-                principal: principal.clone(),
-                exp: verified.exp,
-                nbf: verified.nbf,
-                jti: verified.jti,
-                generation: self.generation,
-                drop_at: live_until.min(now.saturating_add(MAX_CACHE_SECS)),
-            },
-            now,
-        );
-        Ok(Arc::unwrap_or_clone(principal))
-    }
-
-    fn check_revoked(&self, jti: Option<&str>) -> Result<(), AuthError> {
-        match jti {
-            Some(j) if self.state.is_revoked(j) => {
-                Err(AuthError::InvalidToken("token revoked".into()))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn try_keys(&self, parsed: &ParsedToken<'_>) -> Result<(), Option<AuthError>> {
-        let snapshots: Vec<Arc<Vec<VerifyKey>>> = self.jwks.iter().map(|s| s.keys()).collect();
-        let mut all: Vec<&VerifyKey> = self.keys.iter().collect();
-        for s in &snapshots {
-            all.extend(s.iter());
-        }
-        match jwt::select(&all, parsed.kid.as_deref(), parsed.alg) {
-            Selection::Found(keys) => {
-                let mut last = AuthError::InvalidToken("signature invalid".into());
-                for k in keys {
-                    match jwt::verify_signature(parsed, k) {
-                        Ok(()) => return Ok(()),
-                        Err(e) => last = e,
-                    }
-                }
-                Err(Some(last))
-            }
-            Selection::WrongAlgorithm => Err(Some(AuthError::InvalidToken(
-                "token algorithm not accepted for this key".into(),
-            ))),
-            Selection::UnknownKid => Err(None),
-        }
-    }
-
-    async fn verify_signature(&self, parsed: &ParsedToken<'_>) -> Result<(), AuthError> {
-        let unknown = || AuthError::InvalidToken("unknown signing key (kid)".into());
-        match self.try_keys(parsed) {
-            Ok(()) => return Ok(()),
-            Err(Some(e)) => return Err(e),
-            Err(None) if self.jwks.is_empty() => return Err(unknown()),
-            Err(None) => {}
-        }
-        let mut changed = false;
-        for s in &self.jwks {
-            changed |= s.refetch_for_unknown_kid().await;
-        }
-        if changed {
-            match self.try_keys(parsed) {
-                Ok(()) => return Ok(()),
-                Err(Some(e)) => return Err(e),
-                Err(None) => {}
-            }
-        }
-        for s in &self.jwks {
-            s.count_unknown_kid_refusal(parsed.kid.as_deref());
-        }
-        Err(unknown())
-    }
 }
 
-/// Whether an `Authorization` value uses the Bearer scheme (case-insensitive, RFC 7235).
-fn is_bearer_scheme(value: &[u8]) -> bool {
-    value.len() >= 6
-        && value[..6].eq_ignore_ascii_case(b"bearer")
-        && (value.len() == 6 || value[6] == b' ')
-}
-
-/// The token of `Bearer <token>`: one space-free token (RFC 6750 b64token characters).
-fn bearer_token(value: &[u8]) -> Option<&str> {
-    if !is_bearer_scheme(value) {
-        return None;
+/// Each credential is sent once, in one place: one `Authorization`, one `X-API-Key` (not a
+/// comma-joined list), one `X-Client-ID`, and no `access_token` query parameter beside an
+/// `Authorization` header (RFC 6750 section 2).
+fn check_single_credentials(
+    headers: &HeaderMap,
+    keys: &KeyHeaders,
+    query: Option<&str>,
+) -> Result<(), AuthError> {
+    let named = [
+        (Some(&AUTHORIZATION), "Authorization"),
+        (Some(&keys.key), keys.key_text.as_str()),
+        (
+            keys.client_id.as_ref(),
+            keys.client_id_text.as_deref().unwrap_or(""),
+        ),
+    ];
+    for (name, shown) in named {
+        let Some(name) = name else { continue };
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        let listed = *name == keys.key && first.is_some_and(|v| v.as_bytes().contains(&b','));
+        if values.next().is_some() || listed {
+            return Err(AuthError::RepeatedCredential(shown.to_string()));
+        }
     }
-    let rest = std::str::from_utf8(&value[6..])
-        .ok()?
-        .trim_start_matches(' ');
-    let token = rest.trim_end_matches(' ');
-    let valid = !token.is_empty() && token.bytes().all(|b| B64TOKEN[usize::from(b)]);
-    valid.then_some(token)
-}
-
-/// RFC 6750 b64token characters, as a table: tokens are hundreds of bytes, checked per request.
-static B64TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
-        b += 1;
+    let token_in_query = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.split('=').next() == Some("access_token"))
+    });
+    if token_in_query && headers.contains_key(AUTHORIZATION) {
+        return Err(AuthError::TokenInQueryAndHeader);
     }
-    t
-};
+    Ok(())
+}
 
 /// `None` when the header is absent or empty; `Some(None)` when it is sent twice or is not
 /// UTF-8; otherwise the trimmed value.
@@ -577,17 +504,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_parsing() {
-        assert_eq!(bearer_token(b"Bearer abc.def.ghi"), Some("abc.def.ghi"));
-        assert_eq!(bearer_token(b"bEaReR abc"), Some("abc"));
-        assert_eq!(bearer_token(b"Bearer "), None);
-        assert_eq!(bearer_token(b"Bearer"), None);
-        assert_eq!(bearer_token(b"Basic abc"), None);
-        assert_eq!(bearer_token(b"Bearerabc"), None);
-        assert_eq!(bearer_token(b"Bearer a b"), None);
+    fn policies_and_single_credentials() {
         assert_eq!(
             AuthPolicy::parse("bearer_or_api_key"),
             Some(AuthPolicy::BearerOrApiKey)
+        );
+        let mut h = HeaderMap::new();
+        h.insert(API_KEY_HEADER, http::HeaderValue::from_static("a, b"));
+        assert_eq!(
+            check_single_credentials(&h, None),
+            Err(AuthError::RepeatedCredential("X-API-Key".into()))
+        );
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, http::HeaderValue::from_static("Bearer x"));
+        assert!(check_single_credentials(&h, Some("a=1&access_token_x=2")).is_ok());
+        assert_eq!(
+            check_single_credentials(&h, Some("a=1&access_token=2")),
+            Err(AuthError::TokenInQueryAndHeader)
         );
     }
 }

@@ -1,8 +1,9 @@
-//! Auth settings from `[jwt]`: claim rules, JWKS endpoint settings, and the duration syntax they use.
+//! Auth settings from `[jwt]`: the keys shared by every provider, JWKS endpoint settings, and the duration syntax they use.
 //!
 //! Every problem is reported with its span and a fix; parsing carries on so that one run of
 //! `portcullis check` shows all of them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -33,7 +34,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
 
-fn duration(
+pub(crate) fn duration(
     value: Option<&Spanned<String>>,
     key: &str,
     default: Duration,
@@ -54,7 +55,11 @@ fn duration(
     }
 }
 
-fn strings(list: &[Spanned<String>], key: &str, diags: &mut Diagnostics<'_>) -> Vec<String> {
+pub(crate) fn strings(
+    list: &[Spanned<String>],
+    key: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
         if s.get_ref().trim().is_empty() {
@@ -71,31 +76,31 @@ fn strings(list: &[Spanned<String>], key: &str, diags: &mut Diagnostics<'_>) -> 
     out
 }
 
-/// Claim rules and cache size from `[jwt]` (defaults when absent).
-pub(crate) fn jwt_rules(jwt: Option<&raw::Jwt>, diags: &mut Diagnostics<'_>) -> (JwtRules, usize) {
+/// Default `realm` of the Bearer challenge.
+pub const DEFAULT_REALM: &str = "api";
+
+/// `[jwt]` keys that apply to every provider.
+#[derive(Debug, Clone)]
+pub(crate) struct Global {
+    /// Base rules (leeway, `exp`, token size) every provider starts from.
+    pub rules: JwtRules,
+    /// Verified-token cache entries.
+    pub cache_entries: usize,
+    /// `realm` of the Bearer challenge.
+    pub realm: Arc<str>,
+}
+
+/// The `[jwt]` keys shared by every provider (defaults when absent).
+pub(crate) fn global(jwt: Option<&raw::Jwt>, diags: &mut Diagnostics<'_>) -> Global {
     let mut rules = JwtRules::default();
     let Some(jwt) = jwt else {
-        return (rules, DEFAULT_CACHE_ENTRIES);
+        return Global {
+            rules,
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+            realm: Arc::from(DEFAULT_REALM),
+        };
     };
-    rules.issuers = strings(&jwt.issuers, "jwt.issuers", diags);
-    rules.audiences = strings(&jwt.audiences, "jwt.audiences", diags);
-    let leeway = duration(
-        jwt.leeway.as_ref(),
-        "jwt.leeway",
-        Duration::from_secs(30),
-        diags,
-    );
-    if leeway > Duration::from_secs(600)
-        && let Some(v) = &jwt.leeway
-    {
-        diags.push(
-            Some(v.span()),
-            "jwt.leeway",
-            "leeway above 10 minutes accepts long-expired tokens",
-            "use a few seconds to a minute (default \"30s\")",
-        );
-    }
-    rules.leeway_secs = leeway.as_secs();
+    rules.leeway_secs = leeway(jwt.leeway.as_ref(), "jwt.leeway", 30, diags);
     rules.require_exp = jwt.require_exp.unwrap_or(true);
     if let Some(max) = &jwt.max_token_bytes {
         if *max.get_ref() < 256 || *max.get_ref() > 65_536 {
@@ -109,20 +114,66 @@ pub(crate) fn jwt_rules(jwt: Option<&raw::Jwt>, diags: &mut Diagnostics<'_>) -> 
             rules.max_token_bytes = *max.get_ref();
         }
     }
-    let cache = jwt
+    let cache_entries = jwt
         .cache_entries
         .as_ref()
         .map_or(DEFAULT_CACHE_ENTRIES, |c| *c.get_ref());
-    (rules, cache)
+    Global {
+        rules,
+        cache_entries,
+        realm: realm(jwt.realm.as_ref(), diags),
+    }
 }
 
-/// Settings of `[[jwt.jwks]]` entry `i` and its URL; `None` if the entry is unusable.
+/// A leeway in seconds (at most 10 minutes).
+pub(crate) fn leeway(
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default_secs: u64,
+    diags: &mut Diagnostics<'_>,
+) -> u64 {
+    let d = duration(value, key, Duration::from_secs(default_secs), diags);
+    if d > Duration::from_secs(600)
+        && let Some(v) = value
+    {
+        diags.push(
+            Some(v.span()),
+            key.to_string(),
+            "leeway above 10 minutes accepts long-expired tokens",
+            "use a few seconds to a minute (default \"30s\")",
+        );
+    }
+    d.as_secs()
+}
+
+fn realm(value: Option<&Spanned<String>>, diags: &mut Diagnostics<'_>) -> Arc<str> {
+    let Some(v) = value else {
+        return Arc::from(DEFAULT_REALM);
+    };
+    let text = v.get_ref();
+    let printable = text
+        .chars()
+        .all(|c| c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\');
+    if text.trim().is_empty() || text.len() > 128 || !printable {
+        diags.push(
+            Some(v.span()),
+            "jwt.realm",
+            format!("{text:?} is not a usable realm"),
+            "use 1 to 128 printable ASCII characters without quotes or backslashes, e.g. \"partner-api\"",
+        );
+        return Arc::from(DEFAULT_REALM);
+    }
+    Arc::from(text.as_str())
+}
+
+/// Settings of the JWKS entry at key path `path` and its URL; `fallback` are the provider's
+/// algorithms, used when the entry lists none. `None` if the entry is unusable.
 pub(crate) fn jwks_settings(
-    i: usize,
+    path: &str,
     entry: &Spanned<raw::Jwks>,
+    fallback: &[Algorithm],
     diags: &mut Diagnostics<'_>,
 ) -> Option<(String, JwksSettings)> {
-    let path = format!("jwt.jwks[{i}]");
     let j = entry.get_ref();
     let d = JwksSettings::default();
     let mut ok = true;
@@ -155,6 +206,9 @@ pub(crate) fn jwks_settings(
                 ok = false;
             }
         }
+    }
+    if j.algorithms.is_empty() {
+        algorithms = fallback.iter().copied().filter(|a| !is_hmac(*a)).collect();
     }
     let settings = JwksSettings {
         algorithms,

@@ -4,8 +4,9 @@
 //! is full, an insert evicts one entry chosen by sampling a few entries and taking the one that
 //! expires first (expired entries go first), so eviction is O(1) and never scans the whole cache.
 //! A hit re-checks `exp`/`nbf` against the clock, so an entry never outlives its token.
-//! Entries remember the config generation that verified them: after a reload (new issuers,
-//! audiences or keys) older entries are misses.
+//! Entries remember the config generation and the provider that verified them: after a reload
+//! (new issuers, audiences or keys) older entries are misses, and a route accepting other
+//! providers refuses the entry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,9 @@ pub struct CachedToken {
     pub jti: Option<String>,
     /// Config generation that verified it.
     pub generation: u64,
+    /// Index of the provider that verified it (in that generation's provider list): a hit
+    /// counts only on a route accepting this provider.
+    pub provider: usize,
     /// Unix second after which the entry is dropped even if the token lives on.
     pub drop_at: u64,
 }
@@ -143,6 +147,7 @@ mod tests {
             nbf: None,
             jti: Some(format!("j{drop_at}")),
             generation: 1,
+            provider: 0,
             drop_at,
         }
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::diagnostic::Diagnostics;
 use super::raw::RawConfig;
 use super::validate::{ClassSpec, RouteSpec, UpstreamTarget, Validated};
-use crate::auth::{AuthState, Authenticator, VerifyKey};
+use crate::auth::{AuthState, Authenticator, BuiltinIssuer, ProviderSet, VerifyKey};
 use crate::client_ip::TrustedProxies;
 use crate::clock::SharedClock;
 use crate::metrics::ClassMetrics;
@@ -104,6 +104,8 @@ pub struct Route {
     pub upstream_name: String,
     /// Where requests go.
     pub target: Target,
+    /// JWT providers a bearer token may come from.
+    pub providers: ProviderSet,
 }
 
 /// One immutable view of the config; each request holds one for its whole life.
@@ -137,13 +139,16 @@ pub fn compile(
 ) -> Option<Snapshot> {
     let redis = shared_state(&v.state, shared, d);
     let oauth = token_service(raw, shared, redis.as_ref(), d);
-    let mut auth = Authenticator::build(raw, d, &shared.auth)?;
-    if let Some(svc) = &oauth {
-        for k in svc.verification_keys() {
-            auth.add_key(VerifyKey::new(Some(k.kid), k.alg, k.decoding_key));
-        }
-        auth.trust_issuer(svc.issuer(), svc.audience(), raw.jwt.is_none());
-    }
+    let builtin = oauth.as_ref().map(|svc| BuiltinIssuer {
+        issuer: svc.issuer().to_string(),
+        audience: svc.audience().to_string(),
+        keys: svc
+            .verification_keys()
+            .into_iter()
+            .map(|k| VerifyKey::new(Some(k.kid), k.alg, k.decoding_key))
+            .collect(),
+    });
+    let auth = Authenticator::build_with(raw, d, &shared.auth, builtin.as_ref())?;
     let classes: Vec<Arc<ClassSpec>> = v.classes.iter().cloned().map(Arc::new).collect();
     let settings = PoolSettings {
         connect_timeout: v.limits.upstream_connect_timeout,
@@ -183,6 +188,7 @@ pub fn compile(
             metrics: class_metrics[spec.class].clone(),
             upstream_name: v.upstreams[spec.upstream].name.clone(),
             target: targets[spec.upstream].clone(),
+            providers: auth.route_providers(index),
         };
         routes.insert(
             spec.prefix.clone(),

@@ -190,6 +190,9 @@ pub struct Route {
     pub allow_encoded_slashes: Option<bool>,
     /// Headers carrying the API key and client id (default `X-API-Key` + `X-Client-ID`).
     pub api_key_headers: Option<Spanned<crate::auth::api_key::RawKeyHeaders>>,
+    /// JWT providers a bearer route accepts (names of `[jwt.providers.NAME]`, `"oauth"`,
+    /// `"default"`); all configured providers when absent.
+    pub providers: Option<Vec<SString>>,
 }
 
 /// `[rate_limit]`
@@ -220,6 +223,39 @@ pub struct Jwt {
     pub max_token_bytes: Option<Spanned<usize>>,
     /// Verified-token cache entries (default 10000; 0 disables).
     pub cache_entries: Option<Spanned<usize>>,
+    /// Static keys.
+    #[serde(default)]
+    pub keys: Vec<Spanned<JwtKey>>,
+    /// JWKS endpoints.
+    #[serde(default)]
+    pub jwks: Vec<Spanned<Jwks>>,
+    /// `realm` of the `WWW-Authenticate: Bearer` challenge (default `"api"`).
+    pub realm: Option<SString>,
+    /// Named identity providers, each with its own issuer and keys.
+    #[serde(default)]
+    pub providers: BTreeMap<String, Spanned<JwtProvider>>,
+}
+
+/// `[jwt.providers.NAME]`: one issuer and the keys that verify its tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtProvider {
+    /// The exact `iss` of its tokens.
+    pub issuer: SString,
+    /// Accepted `aud` values (one match is enough); at least one.
+    #[serde(default)]
+    pub audiences: Vec<SString>,
+    /// Algorithms its tokens may use; any its keys are bound to when empty.
+    #[serde(default)]
+    pub algorithms: Vec<SString>,
+    /// Clock skew tolerated on exp/nbf (default `[jwt] leeway`).
+    pub leeway: Option<SString>,
+    /// Claims every token must carry (default `["exp"]`).
+    pub required_claims: Option<Vec<SString>>,
+    /// Required `typ` header, e.g. `"at+jwt"` (RFC 9068); not checked when absent.
+    pub typ: Option<SString>,
+    /// `"scope"` (space-separated) or `"scp"` (array); default: `scope`, then `scp`.
+    pub scope_claim: Option<SString>,
     /// Static keys.
     #[serde(default)]
     pub keys: Vec<Spanned<JwtKey>>,

@@ -224,7 +224,9 @@ impl Problem {
                 | AuthError::MissingClientId
                 | AuthError::InvalidCredentials,
             ) => API_KEY_CHALLENGE.to_string(),
-            Reject::Auth(AuthError::MissingAuthorization) => "Bearer".to_string(),
+            Reject::Auth(AuthError::MissingAuthorization { realm }) => {
+                format!("Bearer realm={}", quoted(realm))
+            }
             Reject::Auth(AuthError::InvalidAuthorizationFormat) => {
                 "Bearer error=\"invalid_request\"".to_string()
             }
@@ -279,7 +281,7 @@ impl Problem {
 fn auth_problem(e: &AuthError) -> Problem {
     use StatusCode as S;
     match e {
-        AuthError::MissingAuthorization => Problem::new(
+        AuthError::MissingAuthorization { .. } => Problem::new(
             S::UNAUTHORIZED,
             "missing_authorization",
             "Missing Authorization header. Send 'Authorization: Bearer <access token>'.",
@@ -301,8 +303,18 @@ fn auth_problem(e: &AuthError) -> Problem {
         ),
         AuthError::AppScopeMissing(scopes) => Problem::new(
             S::FORBIDDEN,
-            "insufficient_scope",
-            format!("This app lacks a required scope. Required: {scopes}."),
+            "forbidden",
+            format!("Insufficient permissions for this operation. Required: {scopes}."),
+        ),
+        AuthError::RepeatedCredential(header) => Problem::new(
+            S::BAD_REQUEST,
+            "invalid_request",
+            format!("Send the {header} header once, with one value."),
+        ),
+        AuthError::TokenInQueryAndHeader => Problem::new(
+            S::BAD_REQUEST,
+            "invalid_request",
+            "Send the access token in the Authorization header only, not also as the access_token query parameter.",
         ),
         AuthError::MissingApiKey => Problem::new(
             S::UNAUTHORIZED,
