@@ -150,3 +150,51 @@ async fn idle_h2_connection_gets_goaway_after_client_idle_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert!(eventually(Duration::from_secs(3), || gw.gw.connections().open() == 0).await);
 }
+
+/// An h2 client that grants no flow-control window never lets the response body move: it is
+/// cut off after `client_write_timeout`, and the upstream connection goes with it.
+#[tokio::test]
+async fn h2_client_granting_no_window_is_cut_off_after_client_write_timeout() {
+    let (up, log) = raw_upstream(|mut s, _, log| async move {
+        if read_head(&mut s).await.is_none() {
+            return;
+        }
+        send(
+            &mut s,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n",
+        )
+        .await;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..16_384 {
+            let w = tokio::io::AsyncWriteExt::write_all(&mut s, &chunk);
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(20), w).await,
+                Ok(Ok(()))
+            ) {
+                break;
+            }
+        }
+        log.closed_by_gateway
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    })
+    .await;
+    let cfg = BASIC.replace("[limits]", "[limits]\nclient_write_timeout = \"500ms\"");
+    let gw = gateway(&cfg, Some(up)).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut hello = H2_PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: no DATA may be sent on any stream.
+    hello.extend(h2_frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    hello.extend(h2_get(1, "/v1/partner/user/big"));
+    send(&mut s, &hello).await;
+    let frames = frames_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(
+        frames.iter().any(|f| f.0 == 0x1),
+        "the response head was sent"
+    );
+    assert!(
+        !frames.iter().any(|f| f.0 == 0x0 && !f.3.is_empty()),
+        "no body could be"
+    );
+    assert!(eventually(Duration::from_secs(3), || gw.gw.connections().open() == 0).await);
+    assert!(eventually(Duration::from_secs(3), || log.closed_by_gateway() == 1).await);
+}

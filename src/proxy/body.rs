@@ -149,21 +149,25 @@ where
     }
 }
 
-/// `body` carrying `guard` until it is done or dropped (the server counts requests in flight).
-pub fn with_guard<G: Send + Unpin + 'static>(body: Body, guard: G) -> Body {
-    Guarded {
-        inner: body,
-        _guard: guard,
-    }
-    .boxed_unsync()
+/// Told of each poll of a response body, and dropped with it (the server counts requests in
+/// flight and spots an HTTP/2 client that stopped granting flow-control window).
+pub trait PollWatch: Send + Unpin + 'static {
+    /// `owes_poll`: the poll yielded data and the body is not done, so the server should poll
+    /// again as soon as the client can take more.
+    fn polled(&self, owes_poll: bool);
+}
+
+/// `body` reporting its polls to `watch` until it is done or dropped.
+pub fn with_guard<G: PollWatch>(body: Body, watch: G) -> Body {
+    Guarded { inner: body, watch }.boxed_unsync()
 }
 
 struct Guarded<G> {
     inner: Body,
-    _guard: G,
+    watch: G,
 }
 
-impl<G: Unpin> HttpBody for Guarded<G> {
+impl<G: PollWatch> HttpBody for Guarded<G> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -171,7 +175,10 @@ impl<G: Unpin> HttpBody for Guarded<G> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let owes = matches!(polled, Poll::Ready(Some(Ok(_)))) && !self.inner.is_end_stream();
+        self.watch.polled(owes);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -27,13 +27,14 @@ use super::io::ConnIo;
 use crate::gateway::Gateway;
 use crate::log_limit::LogLimit;
 use crate::pipeline::{self, ConnInfo};
-use crate::proxy::body::with_guard;
+use crate::proxy::body::{PollWatch, with_guard};
 use crate::request_id::RequestId;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// How long a connection told to close may stay open with nothing in flight.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 static FLOOD: LogLimit = LogLimit::per_secs(10);
+static STOPPED_READING: LogLimit = LogLimit::per_secs(10);
 
 /// The per-connection bounds, read from the snapshot at accept.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +56,9 @@ pub struct ConnState {
     in_flight: AtomicUsize,
     /// Milliseconds after `started` at which the connection last became idle.
     idle_since_ms: AtomicU64,
+    /// 1 + milliseconds after `started` since which a response body waits to be polled again
+    /// (0: none waits). On h2 a client that grants no window leaves it waiting.
+    owed_since_ms: AtomicU64,
     /// 0: no flood, 1: detected, 2: GOAWAY queued (`FloodStage`).
     flood: AtomicU8,
     wake: Notify,
@@ -77,6 +81,7 @@ impl ConnState {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            owed_since_ms: AtomicU64::new(0),
             flood: AtomicU8::new(0),
             wake: Notify::new(),
         }
@@ -102,6 +107,18 @@ impl ConnState {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// How long a response body has waited to be polled again (zero when none waits).
+    fn owed_for(&self) -> Duration {
+        match self.owed_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.now_ms().saturating_sub(since - 1)),
+        }
+    }
+
     /// How long nothing has been in flight (zero while something is).
     fn idle_for(&self) -> Duration {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -122,10 +139,19 @@ impl InFlight {
     }
 }
 
+impl PollWatch for InFlight {
+    fn polled(&self, owes_poll: bool) {
+        let since = if owes_poll { self.0.now_ms() + 1 } else { 0 };
+        self.0.owed_since_ms.store(since, Ordering::Relaxed);
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let now = self.0.started.elapsed().as_millis() as u64;
-        self.0.idle_since_ms.store(now, Ordering::Relaxed);
+        self.0
+            .idle_since_ms
+            .store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.owed_since_ms.store(0, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -164,6 +190,8 @@ pub async fn serve<S>(
             req.extensions_mut().insert(request_id.clone());
             async move {
                 let resp = catch_panic(pipeline::handle(gw, &info, req), request_id).await;
+                // Owed from the start: on h2 without window the body is never polled at all.
+                guard.polled(true);
                 Ok::<_, Infallible>(resp.map(|b| with_guard(b, guard)))
             }
         })
@@ -172,7 +200,7 @@ pub async fn serve<S>(
     // Inline: the connection's type names a closure, so no helper can take it by name.
     let mut conn = std::pin::pin!(conn);
     let (mut shutdown, mut shutting_down) = (shutdown, false);
-    let mut watch = Watch::new(s.idle_timeout);
+    let mut watch = Watch::new(s.idle_timeout, s.write_timeout);
     loop {
         let wait = watch.wait(&state);
         tokio::select! {
@@ -202,6 +230,12 @@ pub async fn serve<S>(
                     conn.as_mut().graceful_shutdown();
                 }
                 Tick::Drop => return,
+                Tick::StoppedReading => {
+                    if let Some(suppressed) = STOPPED_READING.admit() {
+                        tracing::warn!(%peer, suppressed, "client_write_timeout: the client stopped reading; closed");
+                    }
+                    return;
+                }
             },
         }
     }
@@ -210,6 +244,7 @@ pub async fn serve<S>(
 /// The connection task's timers: idle close, then the grace before a closing connection drops.
 struct Watch {
     idle_timeout: Duration,
+    write_timeout: Duration,
     closing: Option<Instant>,
 }
 
@@ -217,12 +252,15 @@ enum Tick {
     Nothing,
     Close,
     Drop,
+    /// A response body waited for a poll longer than the write timeout (h2 flow control).
+    StoppedReading,
 }
 
 impl Watch {
-    fn new(idle_timeout: Duration) -> Self {
+    fn new(idle_timeout: Duration, write_timeout: Duration) -> Self {
         Self {
             idle_timeout,
+            write_timeout,
             closing: None,
         }
     }
@@ -233,10 +271,15 @@ impl Watch {
             Some(at) => CLOSE_GRACE.saturating_sub(at.elapsed()),
             None => self.idle_timeout.saturating_sub(state.idle_for()),
         };
-        left.max(Duration::from_millis(10))
+        // A request may start while this sleeps: look again within a quarter of the write timeout.
+        left.min(self.write_timeout / 4)
+            .max(Duration::from_millis(10))
     }
 
     fn tick(&mut self, state: &ConnState) -> Tick {
+        if state.owed_for() > self.write_timeout {
+            return Tick::StoppedReading;
+        }
         let idle = state.idle_for();
         match self.closing {
             Some(at) if at.elapsed() >= CLOSE_GRACE && idle > Duration::ZERO => Tick::Drop,
