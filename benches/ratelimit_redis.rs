@@ -74,11 +74,13 @@ fn limiters(rt: &tokio::runtime::Runtime, port: u16) -> (Limiter, Limiter) {
     )
 }
 
+/// One decided check (admitted or refused: the in-memory bucket saturates at 65,535 per
+/// bucket, so a long run also times the refuse path, which costs the same).
 fn check(rt: &tokio::runtime::Runtime, l: &Limiter) {
     let d = rt
         .block_on(l.check("user", CLIENT, OPEN, OnBackendError::Closed))
         .expect("backend up");
-    assert!(d.is_some_and(|d| d.allowed));
+    black_box(d.expect("decided"));
 }
 
 /// p50 and p99 in µs over at most 20,000 checks or 10 s.
