@@ -512,14 +512,17 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(API_KEY_HEADER, http::HeaderValue::from_static("a, b"));
         assert_eq!(
-            check_single_credentials(&h, None),
+            check_single_credentials(&h, &KeyHeaders::default(), None),
             Err(AuthError::RepeatedCredential("X-API-Key".into()))
         );
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, http::HeaderValue::from_static("Bearer x"));
-        assert!(check_single_credentials(&h, Some("a=1&access_token_x=2")).is_ok());
+        assert!(
+            check_single_credentials(&h, &KeyHeaders::default(), Some("a=1&access_token_x=2"))
+                .is_ok()
+        );
         assert_eq!(
-            check_single_credentials(&h, Some("a=1&access_token=2")),
+            check_single_credentials(&h, &KeyHeaders::default(), Some("a=1&access_token=2")),
             Err(AuthError::TokenInQueryAndHeader)
         );
     }
