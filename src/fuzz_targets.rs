@@ -21,12 +21,14 @@ use crate::route::{check_encoded_slashes, normalize_path};
 pub type Target = fn(&[u8]);
 
 /// Every target by name.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("path_normalization", path_normalization),
     ("forwarded_for", forwarded_for),
     ("request_head", request_head),
     ("config_load", config_load),
     ("token_request", token_request),
+    ("credential_headers", credential_headers),
+    ("jwt_token", jwt_token),
 ];
 
 /// Path normalization: a normalized path is absolute, normalizes to itself, survives the URI
@@ -183,5 +185,82 @@ pub fn token_request(data: &[u8]) {
     if let Ok(params) = crate::oauth::params::Params::from_body(&h, body) {
         let _ = crate::oauth::params::client_credentials(&h, &params);
         let _ = params.get("grant_type");
+    }
+}
+
+/// Credential headers: `name: value` lines (the first line is the query string). A Bearer token
+/// taken from `Authorization` is a non-empty RFC 6750 `b64token` found in the value; a request
+/// that passes the one-credential-once check carries each credential header at most once, no
+/// comma-joined key list, and no `access_token` query parameter beside `Authorization`.
+pub fn credential_headers(data: &[u8]) {
+    use crate::auth::{KeyHeaders, bearer, check_single_credentials};
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let query = lines.next().filter(|q| !q.is_empty());
+    let mut h = HeaderMap::new();
+    for line in lines {
+        let Some((n, v)) = line.split_once(':') else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.trim().as_bytes()),
+            HeaderValue::from_bytes(v.trim().as_bytes()),
+        ) {
+            h.append(n, v);
+        }
+    }
+    for v in h.get_all(http::header::AUTHORIZATION) {
+        if let Some(token) = bearer::bearer_token(v.as_bytes()) {
+            let body = token.trim_end_matches('=');
+            assert!(!body.is_empty(), "{token:?}");
+            assert!(!token.contains(' '), "{token:?}");
+            assert!(
+                body.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+            );
+            assert!(v.to_str().is_ok_and(|s| s.contains(token)), "{token:?}");
+        }
+    }
+    let keys = KeyHeaders::default();
+    if check_single_credentials(&h, &keys, query).is_ok() {
+        for name in [&http::header::AUTHORIZATION, &keys.key] {
+            assert!(h.get_all(name).iter().count() <= 1, "{name} twice");
+        }
+        let key_list = h
+            .get(&keys.key)
+            .is_some_and(|v| v.as_bytes().contains(&b','));
+        assert!(!key_list, "a comma-joined key list passed");
+        let in_query = query.is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split('=').next() == Some("access_token"))
+        });
+        assert!(!(in_query && h.contains_key(http::header::AUTHORIZATION)));
+    }
+}
+
+/// JWT compact serialization: a token that parses has three non-empty parts, its signing input
+/// is exactly `header.payload`, and never claims `alg: none`; claim checks on any payload
+/// answer without panicking, and an accepted `exp` is not in the past beyond the leeway.
+pub fn jwt_token(data: &[u8]) {
+    use crate::auth::jwt;
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(parsed) = jwt::parse(token, 8192) else {
+        return;
+    };
+    assert_eq!(token.matches('.').count(), 2, "{token:?}");
+    assert!(!parsed.signature.is_empty());
+    let expected = &token[..token.rfind('.').expect("two dots")];
+    assert_eq!(parsed.signing_input, expected);
+    assert!(parsed.signing_input.ends_with(parsed.payload_b64));
+    let Ok(claims) = jwt::decode_claims(parsed.payload_b64) else {
+        return;
+    };
+    let rules = jwt::JwtRules::default();
+    let now = 1_800_000_000;
+    if let Ok(v) = jwt::check_claims(&claims, &rules, now) {
+        let exp = v.exp.expect("exp is required by default");
+        assert!(exp + rules.leeway_secs >= now, "expired token accepted");
     }
 }

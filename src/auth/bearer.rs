@@ -125,7 +125,7 @@ pub(super) fn is_bearer_scheme(value: &[u8]) -> bool {
 
 /// The token of `Bearer <token>`: one RFC 6750 `b64token`,
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-pub(super) fn bearer_token(value: &[u8]) -> Option<&str> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&str> {
     if !is_bearer_scheme(value) {
         return None;
     }

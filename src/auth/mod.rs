@@ -11,7 +11,7 @@
 //! cache, revoked `jti`s).
 
 pub mod api_key;
-mod bearer;
+pub(crate) mod bearer;
 pub mod jwks;
 pub mod jwt;
 mod keys;
@@ -452,7 +452,7 @@ impl Authenticator {
 /// Each credential is sent once, in one place: one `Authorization`, one `X-API-Key` (not a
 /// comma-joined list), one `X-Client-ID`, and no `access_token` query parameter beside an
 /// `Authorization` header (RFC 6750 section 2).
-fn check_single_credentials(
+pub(crate) fn check_single_credentials(
     headers: &HeaderMap,
     keys: &KeyHeaders,
     query: Option<&str>,
