@@ -9,6 +9,7 @@ pub mod compile;
 pub mod diagnostic;
 pub mod notes;
 pub mod raw;
+mod routes;
 pub mod units;
 pub mod validate;
 

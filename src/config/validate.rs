@@ -3,7 +3,7 @@
 //! Each problem becomes a `Diagnostic` at the offending value's line and column, with the key
 //! path and a fix. Nothing stops at the first problem: the operator sees them all at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +18,8 @@ use super::units::{parse_bytes, parse_duration};
 use crate::auth::{AuthPolicy, KeyHeaders};
 use crate::error::{Envelope, ErrorStyle};
 use crate::ratelimit::{self, Limit};
-use crate::route::normalize_prefix;
+
+use super::routes::routes;
 
 /// Size and time limits, defaults applied.
 #[derive(Debug, Clone)]
@@ -207,7 +208,7 @@ impl Validated {
     }
 }
 
-fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
+pub(super) fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
     Some(s.span())
 }
 
@@ -306,7 +307,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     })
 }
 
-fn socket_addr(s: &SString, key: &str, d: &mut Diagnostics) -> Option<SocketAddr> {
+pub(super) fn socket_addr(s: &SString, key: &str, d: &mut Diagnostics) -> Option<SocketAddr> {
     match s.get_ref().parse() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -353,7 +354,11 @@ fn cidr(s: &SString, key: &str, d: &mut Diagnostics) -> Option<IpNet> {
     }
 }
 
-fn opt_duration(s: &Option<SString>, key: &str, d: &mut Diagnostics) -> Option<Duration> {
+pub(super) fn opt_duration(
+    s: &Option<SString>,
+    key: &str,
+    d: &mut Diagnostics,
+) -> Option<Duration> {
     let s = s.as_ref()?;
     match parse_duration(s.get_ref()) {
         Ok(v) if !v.is_zero() => Some(v),
@@ -378,7 +383,7 @@ fn opt_duration(s: &Option<SString>, key: &str, d: &mut Diagnostics) -> Option<D
     }
 }
 
-fn opt_bytes(s: &Option<SString>, key: &str, d: &mut Diagnostics) -> Option<u64> {
+pub(super) fn opt_bytes(s: &Option<SString>, key: &str, d: &mut Diagnostics) -> Option<u64> {
     let s = s.as_ref()?;
     match parse_bytes(s.get_ref()) {
         Ok(v) if v > 0 => Some(v),
@@ -464,7 +469,7 @@ fn secs(s: &Option<SString>, key: &str, default: u64, d: &mut Diagnostics) -> Du
     opt_duration(s, &format!("limits.{key}"), d).unwrap_or(Duration::from_secs(default))
 }
 
-fn limit(s: &SString, key: &str, d: &mut Diagnostics) -> Option<Limit> {
+pub(super) fn limit(s: &SString, key: &str, d: &mut Diagnostics) -> Option<Limit> {
     match Limit::parse(s.get_ref()) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -619,7 +624,7 @@ fn http_url(url: &SString, key: &str, d: &mut Diagnostics) -> UpstreamTarget {
     }
 }
 
-fn reference(
+pub(super) fn reference(
     name: &SString,
     known: &[&str],
     key: &str,
@@ -652,152 +657,6 @@ fn reference(
     found
 }
 
-fn auth_policy(s: Option<&SString>, key: &str, d: &mut Diagnostics) -> AuthPolicy {
-    let Some(s) = s else { return AuthPolicy::None };
-    match s.get_ref().as_str() {
-        "none" => AuthPolicy::None,
-        "bearer" => AuthPolicy::Bearer,
-        "api_key" => AuthPolicy::ApiKey,
-        "bearer_or_api_key" => AuthPolicy::BearerOrApiKey,
-        other => {
-            d.push(
-                span(s),
-                key,
-                format!("unknown auth policy \"{other}\""),
-                "use \"none\", \"bearer\", \"api_key\" or \"bearer_or_api_key\"",
-            );
-            AuthPolicy::None
-        }
-    }
-}
-
-fn methods(raw: &Option<Vec<SString>>, key: &str, d: &mut Diagnostics) -> Option<Vec<Method>> {
-    let list = raw.as_ref()?;
-    let mut out = Vec::new();
-    for (i, m) in list.iter().enumerate() {
-        let upper = m.get_ref().to_ascii_uppercase();
-        match Method::from_bytes(upper.as_bytes()) {
-            Ok(method) if method == Method::TRACE || method == Method::CONNECT => d.push(
-                span(m),
-                format!("{key}[{i}]"),
-                format!("{upper} is refused with 405 on every route"),
-                "remove it (TRACE reflects credentials; CONNECT opens tunnels)",
-            ),
-            Ok(method) if upper == *m.get_ref() => out.push(method),
-            _ => d.push(
-                span(m),
-                format!("{key}[{i}]"),
-                format!("\"{}\" is not an HTTP method", m.get_ref()),
-                "write it upper-case, e.g. \"GET\"",
-            ),
-        }
-    }
-    Some(out)
-}
-
-fn routes(
-    raw: &RawConfig,
-    classes: &[ClassSpec],
-    ups: &[UpstreamSpec],
-    limits: &Limits,
-    d: &mut Diagnostics,
-) -> Vec<RouteSpec> {
-    let class_names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
-    let up_names: Vec<&str> = ups.iter().map(|u| u.name.as_str()).collect();
-    let mut seen: HashSet<(String, Option<String>, Option<Vec<String>>)> = HashSet::new();
-    let mut out = Vec::new();
-    for (i, r) in raw.routes.iter().enumerate() {
-        let key = format!("routes[{i}]");
-        let r = r.get_ref();
-        let prefix = match normalize_prefix(r.path.get_ref()) {
-            Ok(p) => p,
-            Err(e) => {
-                d.push(
-                    span(&r.path),
-                    format!("{key}.path"),
-                    e,
-                    "write an absolute path prefix such as \"/v1/partner/user/\"",
-                );
-                continue;
-            }
-        };
-        let host = r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase());
-        let methods = methods(&r.methods, &format!("{key}.methods"), d);
-        let class = reference(&r.class, &class_names, &format!("{key}.class"), "class", d);
-        let upstream = reference(
-            &r.upstream,
-            &up_names,
-            &format!("{key}.upstream"),
-            "upstream",
-            d,
-        );
-        let auth = auth_policy(r.auth.as_ref(), &format!("{key}.auth"), d);
-        let own_limit = r
-            .limit
-            .as_ref()
-            .and_then(|l| limit(l, &format!("{key}.limit"), d));
-        let max_body = opt_bytes(&r.max_body_bytes, &format!("{key}.max_body_bytes"), d)
-            .unwrap_or(limits.max_body_bytes);
-        let mut mkey: Option<Vec<String>> = methods
-            .as_ref()
-            .map(|m| m.iter().map(|m| m.to_string()).collect());
-        if let Some(m) = mkey.as_mut() {
-            m.sort();
-        }
-        if !seen.insert((prefix.clone(), host.clone(), mkey)) {
-            d.push(span(&r.path), format!("{key}.path"), format!("duplicate route: another route already has path \"{}\" with the same host and methods", r.path.get_ref()), "remove one of the two routes, or give them different hosts or methods");
-        }
-        let api_key = route_key_headers(r, auth, &key, d);
-        let (Some(class), Some(upstream)) = (class, upstream) else {
-            continue;
-        };
-        let limit_key = match own_limit {
-            Some(_) => format!("{}:{}", classes[class].name, prefix),
-            None => classes[class].name.clone(),
-        };
-        out.push(RouteSpec {
-            limit_key,
-            prefix,
-            host,
-            methods,
-            class,
-            auth,
-            scopes: r.scopes.iter().map(|s| s.get_ref().clone()).collect(),
-            upstream,
-            limit: own_limit.or(classes[class].limit),
-            max_body_bytes: max_body,
-            strip_credentials: r.strip_credentials.unwrap_or(true),
-            allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),
-            api_key,
-        });
-    }
-    out
-}
-
-fn route_key_headers(
-    r: &raw::Route,
-    auth: AuthPolicy,
-    key: &str,
-    d: &mut Diagnostics,
-) -> KeyHeaders {
-    let raw = r.api_key_headers.as_ref();
-    if let Some(h) = raw
-        && !matches!(auth, AuthPolicy::ApiKey | AuthPolicy::BearerOrApiKey)
-    {
-        d.push(
-            span(h),
-            format!("{key}.api_key_headers"),
-            "api_key_headers applies only to routes with auth = \"api_key\" or \"bearer_or_api_key\"",
-            "remove api_key_headers, or change the route's auth",
-        );
-    }
-    KeyHeaders::compile(
-        raw.map(Spanned::get_ref),
-        &format!("{key}.api_key_headers"),
-        d,
-    )
-}
-
 fn rate_limit_settings(raw: &raw::RateLimitSettings, d: &mut Diagnostics) -> ratelimit::Settings {
     let mut s = ratelimit::Settings::default();
     if let Some(p) = &raw.ipv6_prefix {
@@ -825,7 +684,7 @@ fn rate_limit_settings(raw: &raw::RateLimitSettings, d: &mut Diagnostics) -> rat
     s
 }
 
-fn header_name(
+pub(super) fn header_name(
     s: &Option<SString>,
     default: &'static str,
     key: &str,
