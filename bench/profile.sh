@@ -10,6 +10,7 @@
 #   bench/profile.sh                   # plain forward
 #   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey | hs256
 #   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
+#   SKIP_BUILD=1 GW_BIN=/tmp/old/portcullis UPSTREAM_BIN=.../bench-upstream bench/profile.sh
 #
 # Every process it starts is stopped by PID on exit; only 127.0.0.1 is used.
 set -euo pipefail
@@ -33,8 +34,16 @@ if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
   cargo build --release --quiet
   cargo bench --bench load --no-run --quiet 2>/dev/null
 fi
-LOAD_BIN=$(ls -t target/release/deps/load-* 2>/dev/null | grep -v '\.d$' | head -1)
-[[ -x "$LOAD_BIN" ]] || { echo "profile.sh: load bench binary missing (cargo bench --bench load --no-run)" >&2; exit 1; }
+# The upstream: UPSTREAM_BIN (the yardstick's bench-upstream, run with --addr) when given, else the
+# load bench's built-in upstream (--upstream-only).
+GW_BIN="${GW_BIN:-target/release/portcullis}"
+if [[ -n "${UPSTREAM_BIN:-}" ]]; then
+  UP_CMD=("$UPSTREAM_BIN" --addr "127.0.0.1:$UP_PORT")
+else
+  LOAD_BIN=$(ls -t target/release/deps/load-* 2>/dev/null | grep -v '\.d$' | head -1)
+  [[ -x "$LOAD_BIN" ]] || { echo "profile.sh: load bench binary missing (cargo bench --bench load --no-run), or set UPSTREAM_BIN" >&2; exit 1; }
+  UP_CMD=("$LOAD_BIN" --upstream-only "127.0.0.1:$UP_PORT")
+fi
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -54,7 +63,7 @@ print(f"{head}.{body}.{b64(sig)}")
 PY
 )
 printf '%s' "$HS_SECRET" >"$OUT/hs256.secret"
-read -r API_KEY API_HASH < <(target/release/portcullis new-api-key |
+read -r API_KEY API_HASH < <("$GW_BIN" new-api-key |
   awk '/^api key:/{k=$3} /^key_hash/{gsub(/"/,"",$3); h=$3} END{print k, h}')
 cat >"$OUT/gw.toml" <<EOF
 [server]
@@ -108,10 +117,10 @@ auth = "api_key"
 upstream = "up"
 EOF
 
-"$LOAD_BIN" --upstream-only "127.0.0.1:$UP_PORT" 2>"$OUT/upstream.log" &
+"${UP_CMD[@]}" 2>"$OUT/upstream.log" &
 PIDS+=($!)
 RUST_LOG="${GW_LOG:-info,access=off}" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-  target/release/portcullis serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
+  "$GW_BIN" serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
 

@@ -63,20 +63,21 @@ struct Ctx<'a> {
     rate: Option<Decision>,
 }
 
-/// Serves one request: runs the pipeline, renders rejects, logs.
-pub async fn handle(gw: Arc<Gateway>, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+/// Serves one request: runs the pipeline, renders rejects, logs. `request_id` is the id the
+/// server stamped (and would answer a panic with).
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    request_id: RequestId,
+) -> Response<Body> {
     let started = Instant::now();
     let snap = gw.snapshot();
     // What the access log needs from the request, kept only when the log is on.
     let logged = tracing::enabled!(target: "access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_string()));
     let mut ctx = Ctx {
-        // The server stamps the id it will also answer a panic with.
-        request_id: req
-            .extensions()
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId::from_headers(req.headers())),
+        request_id,
         class: &snap.default_class,
         metrics: &snap.default_metrics,
         route: None,
@@ -104,6 +105,7 @@ async fn run<'a>(
 ) -> Result<Response<Body>, Reject> {
     let rules = &snap.config.http;
     request_check::framing(req.headers())?;
+    request_check::fragment(&req)?;
     request_check::target_length(req.uri(), rules.max_uri_bytes)?;
     request_check::head_size(&req, snap.config.limits.max_header_bytes)?;
     request_check::method(req.method())?;
@@ -260,7 +262,9 @@ async fn forward(
     match &route.target {
         Target::Echo => {
             parts.uri = local_uri(path, query.as_deref())?;
-            echo::respond(Request::from_parts(parts, body))
+            // Boxed, like the token service below: local answers stay out of the size of the
+            // future every forwarded request moves.
+            Box::pin(echo::respond(Request::from_parts(parts, body)))
                 .await
                 .map_err(|e| too_large(e.to_string()))
         }
@@ -271,12 +275,11 @@ async fn forward(
                 ));
             };
             parts.uri = local_uri(path, query.as_deref())?;
-            let bytes = body
-                .collect()
+            let bytes = Box::pin(body.collect())
                 .await
                 .map_err(|e| too_large(e.to_string()))?
                 .to_bytes();
-            let resp = svc.handle(Request::from_parts(parts, bytes)).await;
+            let resp = Box::pin(svc.handle(Request::from_parts(parts, bytes))).await;
             Ok(resp.map(full))
         }
         Target::Http(up) => {

@@ -7,7 +7,8 @@
 //! request needs exactly one valid `Host` (no userinfo, path or list), and over HTTP/2 a `host`
 //! that disagrees with `:authority` is malformed; header names with `_` are refused or dropped
 //! (`[http] headers_with_underscores`), since many backends fold `_` into `-`. `OPTIONS` with
-//! `Max-Forwards: 0` is answered here (RFC 9110 section 7.6.2).
+//! `Max-Forwards: 0` is answered here (RFC 9110 section 7.6.2). A target sent with a `#fragment`
+//! is `400` (found on the wire by `server::fragment`).
 //!
 //! The `[http]` config section is owned here: its raw keys, validation and compiled form.
 
@@ -149,6 +150,23 @@ fn target_len(uri: &Uri) -> usize {
 pub fn target_length(uri: &Uri, max: usize) -> Result<(), Reject> {
     if target_len(uri) > max {
         return Err(Reject::UriTooLong { limit: max });
+    }
+    Ok(())
+}
+
+/// Marks a request whose target was sent with a `#fragment` (`server::fragment` finds it on the
+/// wire; the parsed URI has already dropped it).
+#[derive(Debug, Clone, Copy)]
+pub struct SentFragment;
+
+/// Refuses a request target sent with a fragment (400: no request-target form has one, RFC 9112
+/// section 3.2). The fragment would never be forwarded; the request is refused all the same.
+pub fn fragment<B>(req: &Request<B>) -> Result<(), Reject> {
+    if req.extensions().get::<SentFragment>().is_some() {
+        return Err(Reject::BadRequest(
+            "the request target carries a #fragment, which is not sent in HTTP (RFC 9112 section 3.2)"
+                .into(),
+        ));
     }
     Ok(())
 }

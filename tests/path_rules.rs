@@ -50,18 +50,54 @@ async fn ambiguous_paths_are_400_and_never_forwarded() {
     }
 }
 
-/// The http crate drops a fragment before the gateway sees the target, so a fragment can never
-/// make the gateway and the backend read different paths: the upstream receives the path the
-/// route was chosen by, without the fragment.
+/// A target sent with a `#fragment` is 400 and never forwarded (RFC 9112 section 3.2). The http
+/// crate drops the fragment while parsing, so the gateway finds it on the wire; a `#` in a header
+/// or a body, an encoded `%23`, and the next request on the connection are not affected.
 #[tokio::test]
-async fn a_fragment_never_reaches_the_upstream() {
+async fn a_fragment_is_400_and_never_reaches_the_upstream() {
     let up = Upstream::start().await;
     let gw = gateway(BASIC, Some(up.addr)).await;
-    let resp = get(&gw, "/v1/partner/user/a#/../../admin/app").await;
+    for path in [
+        "/v1/partner/user/a#/../../admin/app",
+        "/v1/partner/user/a?x=1#frag",
+        "/v1/partner/user/a#",
+    ] {
+        let resp = get(&gw, path).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
+        assert!(
+            resp.contains("\"code\":\"invalid_request\""),
+            "{path}: {resp}"
+        );
+        assert!(resp.contains("fragment"), "{path}: {resp}");
+    }
+    assert_eq!(
+        up.count(),
+        0,
+        "no request with a fragment reached the upstream"
+    );
+    let resp = get(&gw, "/v1/partner/user/a%23b").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let seen = up.last();
-    assert_eq!(seen.path, "/v1/partner/user/a");
-    assert_eq!(seen.query, None);
+    assert_eq!(up.last().path, "/v1/partner/user/a%23b");
+    // Pipelined on one connection: a body and a header holding `#` and a request-line
+    // lookalike, then the same target with a fragment, then without.
+    let body = "GET /v1/partner/user/z#x HTTP/1.1\r\n";
+    let raw = format!(
+        "POST /v1/partner/user/b HTTP/1.1\r\nHost: t\r\nX-Tag: #1\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /v1/partner/user/c#x HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /v1/partner/user/c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let resp = raw_exchange(gw.addr, raw.as_bytes(), WAIT).await;
+    let statuses: Vec<&str> = resp
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &resp[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "400", "200"], "{resp}");
+    let seen = up.requests();
+    assert_eq!(seen.len(), 3, "the %23 GET, the POST and the last GET");
+    assert_eq!(seen[1].path, "/v1/partner/user/b");
+    assert_eq!(seen[1].body_len, body.len());
+    assert_eq!(seen[2].path, "/v1/partner/user/c");
 }
 
 #[tokio::test]

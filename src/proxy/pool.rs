@@ -117,12 +117,24 @@ impl ConnPool {
     ) -> Result<(Response<Incoming>, SendRequest<SentBody>), UpstreamError> {
         let (mut tx, reused) = match self.checkout().await {
             Some(tx) => (tx, true),
-            None => (self.connect().await?, false),
+            // Boxed: the connect (and TLS handshake) future is large and rarely run; inline, its
+            // size would be moved with every request's future.
+            None => (Box::pin(self.connect()).await?, false),
         };
-        let mut e = match tx.try_send_request(req).await {
-            Ok(resp) => return Ok((resp, tx)),
-            Err(e) => e,
-        };
+        match tx.try_send_request(req).await {
+            Ok(resp) => Ok((resp, tx)),
+            Err(e) => Box::pin(self.retry(e, replay, reused)).await,
+        }
+    }
+
+    /// The request failed on a connection: once more on a new one if it never left, or if it is
+    /// a bodyless idempotent request whose reused connection broke (boxed by the caller: cold).
+    async fn retry(
+        &self,
+        mut e: hyper::client::conn::TrySendError<Request<SentBody>>,
+        replay: Option<Replay>,
+        reused: bool,
+    ) -> Result<(Response<Incoming>, SendRequest<SentBody>), UpstreamError> {
         let retry = match (e.take_message(), replay) {
             (Some(unsent), _) if reused => unsent,
             (None, Some(replay)) if reused && replayable(e.error()) => replay.request(),

@@ -124,7 +124,8 @@ impl Limiter {
         let Some(shared) = &self.shared else {
             return Ok(Some(self.local.check(class, ip, limit)));
         };
-        match shared.check(class, self.local.group(ip), limit).await {
+        // Boxed: the Redis round trip's future stays out of the in-memory path's size.
+        match Box::pin(shared.check(class, self.local.group(ip), limit)).await {
             Ok(d) => Ok(Some(d)),
             Err(_) => {
                 metrics::counter!("portcullis_ratelimit_fallbacks_total", "mode" => on_error.as_str())

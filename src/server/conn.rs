@@ -22,12 +22,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
 use super::catch::catch_panic;
+use super::fragment::Fragments;
 use super::h2_flood::FrameScanner;
 use super::io::ConnIo;
 use crate::gateway::Gateway;
 use crate::log_limit::LogLimit;
 use crate::pipeline::{self, ConnInfo};
 use crate::proxy::body::{PollWatch, with_guard};
+use crate::request_check;
 use crate::request_id::RequestId;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -62,6 +64,8 @@ pub struct ConnState {
     /// 0: no flood, 1: detected, 2: GOAWAY queued (`FloodStage`).
     flood: AtomicU8,
     wake: Notify,
+    /// HTTP/1.1 targets sent with a `#fragment` (fed by `ConnIo`).
+    pub fragments: Fragments,
 }
 
 /// Where a connection is in answering a control-frame flood.
@@ -84,6 +88,7 @@ impl ConnState {
             owed_since_ms: AtomicU64::new(0),
             flood: AtomicU8::new(0),
             wake: Notify::new(),
+            fragments: Fragments::default(),
         }
     }
 
@@ -187,13 +192,20 @@ pub async fn serve<S>(
         service_fn(move |mut req: Request<Incoming>| {
             let (gw, info, guard) = (gw.clone(), info.clone(), InFlight::begin(&state));
             let request_id = RequestId::from_headers(req.headers());
-            req.extensions_mut().insert(request_id.clone());
-            async move {
-                let resp = catch_panic(pipeline::handle(gw, &info, req), request_id).await;
+            if state.fragments.take(req.uri()) {
+                req.extensions_mut().insert(request_check::SentFragment);
+            }
+            // Boxed: hyper moves the service future into its dispatcher by value, and the
+            // pipeline's future is several KiB. Allocated first and written in place, so it is
+            // not built on the stack and copied either (callgrind: two ~5 KiB copies a request).
+            let fut = Box::write(Box::new_uninit(), async move {
+                let handler = pipeline::handle(gw, &info, req, request_id.clone());
+                let resp = catch_panic(handler, request_id).await;
                 // Owed from the start: on h2 without window the body is never polled at all.
                 guard.polled(true);
                 Ok::<_, Infallible>(resp.map(|b| with_guard(b, guard)))
-            }
+            });
+            Box::into_pin(fut)
         })
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);

@@ -4,6 +4,7 @@
 //! blocked longer than `client_write_timeout` (a client that stopped reading cannot pin a response
 //! and its upstream connection), and on HTTP/2 feeds inbound bytes to the flood scanner: over its
 //! budget it stops reading and wakes the connection task, which queues GOAWAY; then reads end.
+//! On HTTP/1.1 it feeds them to the fragment scan instead (`super::fragment`).
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::conn::{ConnState, FloodStage};
+use super::fragment::FragmentScan;
 use super::h2_flood::FrameScanner;
 use crate::idle_timer::IdleTimer;
 
@@ -24,6 +26,8 @@ pub struct ConnIo<S> {
     at: usize,
     stalled: IdleTimer,
     scanner: Option<FrameScanner>,
+    /// HTTP/1.1: request lines with a `#fragment` (the parsed URI no longer shows it).
+    fragments: Option<FragmentScan>,
     state: Arc<ConnState>,
 }
 
@@ -41,6 +45,7 @@ impl<S> ConnIo<S> {
             prefix,
             at: 0,
             stalled: IdleTimer::new(write_timeout),
+            fragments: scanner.is_none().then(FragmentScan::default),
             scanner,
             state,
         }
@@ -78,6 +83,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
             this.at += n;
         } else {
             ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        }
+        if let Some(scan) = &mut this.fragments {
+            scan.feed(&buf.filled()[before..], &this.state.fragments);
         }
         if let Some(scanner) = &mut this.scanner
             && let Some(at) = scanner.feed(&buf.filled()[before..])

@@ -14,6 +14,7 @@ pub mod bounds;
 pub mod catch;
 pub mod conn;
 pub mod conns;
+pub mod fragment;
 pub mod h2_flood;
 pub mod io;
 pub mod tls;
