@@ -177,6 +177,7 @@ fn check(file: &std::path::Path) -> ExitCode {
             for warning in config::notes::unrouted(&snap) {
                 println!("warning: {warning}");
             }
+            println!("{}", snap.admin_api.describe());
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
         }
@@ -246,6 +247,10 @@ async fn run(path: &std::path::Path) -> ExitCode {
     };
     if let Err(e) = gw.check_startup().await {
         eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(diags) = gw.load_credentials().await {
+        print_diagnostics(&diags);
         return ExitCode::FAILURE;
     }
     let server = match Server::bind(gw.clone()).await {
