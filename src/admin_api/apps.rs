@@ -116,8 +116,9 @@ pub async fn update(
             format!("send one or more of {}", UPDATE_FIELDS.join(", ")),
         ));
     }
+    let changes = records::Changes::parse(&body)?;
     let mut r = records::live(ctx, KIND, id).await?;
-    records::apply_common(&body, &mut r)?;
+    changes.apply(&mut r);
     r.updated_at = ctx.now;
     let out = view(&r);
     records::commit(ctx, r, WriteMode::Update, "update", body.fields()).await?;

@@ -173,10 +173,15 @@ pub async fn update(
             format!("send one or more of {}", UPDATE_FIELDS.join(", ")),
         ));
     }
+    let changes = records::Changes::parse(&body)?;
+    let redirects = body
+        .strings("redirect_uris")?
+        .map(input::redirect_uris)
+        .transpose()?;
     let mut r = records::live(ctx, KIND, id).await?;
-    records::apply_common(&body, &mut r)?;
-    if let Some(u) = body.strings("redirect_uris")? {
-        r.redirect_uris = input::redirect_uris(u)?;
+    changes.apply(&mut r);
+    if let Some(u) = redirects {
+        r.redirect_uris = u;
         let grants: Vec<GrantType> = r
             .grant_types
             .iter()

@@ -148,18 +148,36 @@ pub fn check_new_id(ctx: &Ctx<'_>, kind: CredentialKind, id: &str) -> Result<(),
     Ok(())
 }
 
-/// Applies the fields both kinds share (`name`, `scopes`, `status`); returns the names set.
-pub fn apply_common(body: &Body, r: &mut CredentialRecord) -> Result<(), ApiError> {
-    if let Some(n) = body.string("name")? {
-        r.name = input::name(n)?;
+/// A checked change of the fields both kinds share (`name`, `scopes`, `status`).
+#[derive(Debug, Default)]
+pub struct Changes {
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+    status: Option<CredentialStatus>,
+}
+
+impl Changes {
+    /// Checks the shared fields of `body` (before any lookup: a bad body is 422 for any id).
+    pub fn parse(body: &Body) -> Result<Self, ApiError> {
+        Ok(Self {
+            name: body.string("name")?.map(input::name).transpose()?,
+            scopes: body.strings("scopes")?.map(input::scopes).transpose()?,
+            status: body.string("status")?.map(input::status).transpose()?,
+        })
     }
-    if let Some(s) = body.strings("scopes")? {
-        r.scopes = input::scopes(s)?;
+
+    /// Applies the change to `r`.
+    pub fn apply(self, r: &mut CredentialRecord) {
+        if let Some(n) = self.name {
+            r.name = n;
+        }
+        if let Some(s) = self.scopes {
+            r.scopes = s;
+        }
+        if let Some(s) = self.status {
+            r.status = s;
+        }
     }
-    if let Some(s) = body.string("status")? {
-        r.status = input::status(s)?;
-    }
-    Ok(())
 }
 
 /// `POST .../{id}/rotate`: a new secret (shown once); the old one works for `overlap_seconds`.

@@ -212,6 +212,15 @@ pub async fn gateway_with_clock(
     }
 }
 
+/// Serves `gw`'s admin listener on 127.0.0.1:0; returns its base URL. The task lives as long as
+/// the test's runtime.
+pub async fn admin_listener(gw: &Arc<Gateway>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(portcullis::admin::serve(gw.clone(), listener));
+    url
+}
+
 /// A plain HTTP client (no proxies, no pooling surprises).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
