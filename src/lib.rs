@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod admin_api;
+pub mod admin_client;
 pub mod auth;
 pub mod client_ip;
 pub mod clock;

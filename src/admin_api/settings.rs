@@ -12,6 +12,8 @@
 
 use std::collections::HashSet;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -154,4 +156,18 @@ fn scope(s: &Spanned<String>, key: String, d: &mut Diagnostics<'_>) -> Option<Sc
             None
         }
     }
+}
+
+/// A fresh operator token (`pat_` + 32 random bytes, base64url) and its `[[admin.tokens]]`
+/// block; the block holds only the hash.
+pub fn new_token_block(name: &str, scope: &str) -> String {
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("pat_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = format!("sha256:{}", crate::store::token_hash(&token));
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    format!(
+        "operator token: {token}\n\n[[admin.tokens]]\nname = {}\ntoken_hash = \"{hash}\"\nscope = {}",
+        quote(name),
+        quote(scope)
+    )
 }
