@@ -97,6 +97,20 @@ impl RuntimeCredentials {
         Ok(())
     }
 
+    /// Replaces the view with these records (`portcullis check`, which reads the store file
+    /// directly).
+    pub fn load_records(&self, records: &[CredentialRecord]) {
+        let of = |k| {
+            records
+                .iter()
+                .filter(|r| r.kind == k)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let (clients, apps) = (of(CredentialKind::Client), of(CredentialKind::App));
+        self.view.store(Arc::new(build(0, &clients, &apps)));
+    }
+
     /// Refreshes, logging a failure (the old view stays).
     pub async fn refresh_logged(&self) {
         if let Err(e) = self.refresh().await {

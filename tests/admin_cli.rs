@@ -264,3 +264,77 @@ async fn check_says_whether_the_credential_api_is_on() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn check_compares_the_config_with_the_store_file_when_no_gateway_holds_it() {
+    use portcullis::store::{
+        AuditRecord, CredentialKind, CredentialRecord, CredentialStatus, EmbeddedStore, Store,
+        WriteMode,
+    };
+    portcullis::install_crypto();
+    let dir = temp_dir("admin-check-store");
+    let text = config(&dir, "", true).replace("{UPSTREAM}", "127.0.0.1:9");
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, &text).unwrap();
+    {
+        let store = EmbeddedStore::open(&dir.join("state.db")).unwrap();
+        let record = CredentialRecord {
+            kind: CredentialKind::App,
+            id: "stored-app".into(),
+            name: "x".into(),
+            status: CredentialStatus::Active,
+            scopes: Vec::new(),
+            grant_types: Vec::new(),
+            redirect_uris: Vec::new(),
+            secret_hash: Some(format!("sha256:{}", sha("k"))),
+            previous: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        let audit = AuditRecord {
+            seq: 0,
+            at: 1,
+            actor: "t".into(),
+            action: "create".into(),
+            kind: CredentialKind::App,
+            id: "stored-app".into(),
+            changed: Vec::new(),
+        };
+        store
+            .write_credential(record, WriteMode::Create, audit)
+            .await
+            .unwrap();
+    }
+    let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout.contains("run-time credentials: 1 compared with"),
+        "{stdout}"
+    );
+
+    let clash = format!(
+        "{text}\n[[apps]]\nclient_id = \"stored-app\"\nkey_hash = \"sha256:{}\"\n",
+        sha("other-key-0123456789abcdefghijklmnopqrstuvwxyz")
+    );
+    std::fs::write(&path, clash).unwrap();
+    let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("apps[1].client_id") && err.contains("stored-app"),
+        "{err}"
+    );
+    assert!(err.contains("admin API"), "{err}");
+
+    // While a gateway holds the file, check still runs and says it could not compare.
+    let _held = EmbeddedStore::open(&dir.join("state.db")).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout.contains("run-time credentials: not compared"),
+        "{stdout}"
+    );
+}

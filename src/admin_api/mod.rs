@@ -43,7 +43,7 @@ use crate::config::diagnostic::Diagnostics;
 use crate::gateway::Gateway;
 use crate::oauth::TokenService;
 use crate::state::RedisState;
-use crate::store::{CredentialKind, RedisStore, Store};
+use crate::store::{CredentialKind, EmbeddedStore, RedisStore, Store};
 use auth::Operator;
 use problem::ApiError;
 use settings::AdminApiSettings;
@@ -96,6 +96,9 @@ pub fn attach_store(
     shared: &crate::config::Shared,
     d: &mut Diagnostics<'_>,
 ) -> AdminApiSettings {
+    if shared.check_only {
+        return check_against_store(settings, oauth, shared);
+    }
     let store: Option<Arc<dyn Store>> = match (oauth, redis) {
         (Some(svc), _) => Some(svc.store().clone()),
         (None, Some(r)) => Some(Arc::new(RedisStore::new(r.clone()))),
@@ -103,7 +106,7 @@ pub fn attach_store(
     };
     match store {
         Some(s) => shared.credentials.attach(s),
-        None if settings.enabled() && !shared.check_only => d.push(
+        None if settings.enabled() => d.push(
             None,
             "admin.tokens",
             "the admin API keeps clients and apps in the state store, and this config has none",
@@ -111,6 +114,33 @@ pub fn attach_store(
         ),
         None => {}
     }
+    settings
+}
+
+/// `portcullis check`: loads the run-time credentials of the embedded store file (read-only,
+/// when no gateway holds it) so the config's ids are compared with them.
+fn check_against_store(
+    mut settings: AdminApiSettings,
+    oauth: Option<&Arc<TokenService>>,
+    shared: &crate::config::Shared,
+) -> AdminApiSettings {
+    let Some(path) = oauth.map(|s| s.store_path()).filter(|p| p.exists()) else {
+        return settings;
+    };
+    settings.store_check = Some(match EmbeddedStore::read_credentials_at(path) {
+        Ok(records) => {
+            shared.credentials.load_records(&records);
+            format!(
+                "run-time credentials: {} compared with {}",
+                records.len(),
+                path.display()
+            )
+        }
+        Err(e) => format!(
+            "run-time credentials: not compared ({} is in use or unreadable: {e}); start-up and reload compare them",
+            path.display()
+        ),
+    });
     settings
 }
 

@@ -58,6 +58,8 @@ pub struct OperatorToken {
 pub struct AdminApiSettings {
     /// The operator tokens; empty = the credential API is off.
     pub tokens: Vec<OperatorToken>,
+    /// `portcullis check` only: how the config's ids were compared with the store's.
+    pub store_check: Option<String>,
 }
 
 impl AdminApiSettings {
@@ -68,6 +70,15 @@ impl AdminApiSettings {
 
     /// One line for `portcullis check`.
     pub fn describe(&self) -> String {
+        let mut line = self.describe_tokens();
+        if let Some(c) = &self.store_check {
+            line.push_str("\n");
+            line.push_str(c);
+        }
+        line
+    }
+
+    fn describe_tokens(&self) -> String {
         if !self.enabled() {
             return "admin credential API: off (no [[admin.tokens]] configured; /admin/v1/ answers 404)".into();
         }
@@ -130,7 +141,10 @@ pub fn compile(raw: &RawConfig, d: &mut Diagnostics<'_>) -> AdminApiSettings {
             });
         }
     }
-    AdminApiSettings { tokens }
+    AdminApiSettings {
+        tokens,
+        store_check: None,
+    }
 }
 
 fn push_hash(d: &mut Diagnostics<'_>, s: &Spanned<String>, key: String, why: &str) {

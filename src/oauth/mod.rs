@@ -388,6 +388,11 @@ impl TokenService {
         self.store.purge_expired(self.now()).await
     }
 
+    /// The embedded store's file (`oauth.store`; unused with the Redis backend).
+    pub fn store_path(&self) -> &std::path::Path {
+        &self.settings.store_path
+    }
+
     /// The store (for operators' tools and the Redis migration).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

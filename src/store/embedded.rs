@@ -110,6 +110,24 @@ impl EmbeddedStore {
         Self::with_tables(db)
     }
 
+    /// Reads every run-time credential of the file at `path` without taking it over (a shared,
+    /// read-only open; fails while a gateway holds the file). For `portcullis check`.
+    pub fn read_credentials_at(path: &Path) -> StoreResult<Vec<CredentialRecord>> {
+        let db = redb::ReadOnlyDatabase::open(path).map_err(err)?;
+        let txn = db.begin_read().map_err(err)?;
+        let creds = match txn.open_table(CREDS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in creds.iter().map_err(err)? {
+            let (_, v) = entry.map_err(err)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Runs `f` in one write transaction on the blocking pool and commits (fsync) if it succeeds.
     fn write<T, F>(&self, f: F) -> StoreFuture<'_, T>
     where
