@@ -72,7 +72,7 @@ impl AdminApiSettings {
     pub fn describe(&self) -> String {
         let mut line = self.describe_tokens();
         if let Some(c) = &self.store_check {
-            line.push_str("\n");
+            line.push('\n');
             line.push_str(c);
         }
         line

@@ -1,11 +1,16 @@
 //! Admin-API harness: a gateway config with a token service, a bearer route, an API-key route,
 //! one config-defined client and app, and two operator tokens (write `ops`, read `auditor`);
-//! plus small callers for the admin API, the token endpoint and the routes.
+//! plus small callers for the admin API, the token endpoint and the routes, and `Env`: one such
+//! gateway on a manual clock with its admin listener.
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
 
-use serde_json::Value;
+use portcullis::clock::ManualClock;
+use serde_json::{Value, json};
+
+use crate::common::*;
 
 pub const OPS: &str = "ops-token-0123456789abcdefghijklmnopqrstuvwxyz";
 pub const AUDITOR: &str = "auditor-token-0123456789abcdefghijklmnopqrstuv";
@@ -200,4 +205,72 @@ pub async fn reports(c: &reqwest::Client, public: &str, id: &str, key: &str) -> 
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub struct Env {
+    pub gw: TestGateway,
+    pub admin: String,
+    pub up: Upstream,
+    pub c: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub async fn env_with(tokens: bool) -> Env {
+    let up = Upstream::start().await;
+    let dir = temp_dir("admin-api");
+    let clock = ManualClock::new(unix_now());
+    let gw = gateway_with_clock(&config(&dir, "", tokens), Some(up.addr), clock.clone()).await;
+    let admin = admin_listener(&gw.gw).await;
+    Env {
+        gw,
+        admin,
+        up,
+        c: client(),
+        clock,
+    }
+}
+
+pub async fn env() -> Env {
+    env_with(true).await
+}
+
+impl Env {
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        let (s, _, v) = call(
+            &self.c,
+            &self.admin,
+            method,
+            path,
+            Some(OPS),
+            body.as_deref(),
+        )
+        .await;
+        (s, v)
+    }
+
+    pub fn public(&self) -> String {
+        format!("http://{}", self.gw.addr)
+    }
+
+    pub async fn new_client(&self) -> (String, String) {
+        let body = json!({"name": "Acme reporting", "scopes": ["meetings:read"]});
+        let (s, v) = self.api("POST", "/admin/v1/clients", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        let id = v["client_id"].as_str().unwrap().to_string();
+        (id, v["client_secret"].as_str().unwrap().to_string())
+    }
+
+    pub async fn token(&self, id: &str, secret: &str) -> String {
+        let (s, v) = cc_token(&self.c, &self.public(), id, secret).await;
+        assert_eq!(s, 200, "{v}");
+        v["access_token"].as_str().unwrap().to_string()
+    }
 }
