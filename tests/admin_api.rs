@@ -284,3 +284,34 @@ async fn a_reload_that_defines_an_id_the_store_holds_is_refused() {
     // The running config and the run-time app are unchanged.
     assert_eq!(reports(&e.c, &e.public(), "taken-app", &key).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_public_client_gets_no_secret_and_has_none_to_rotate() {
+    let e = env().await;
+    let body = json!({
+        "name": "Mobile app",
+        "type": "public",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["http://127.0.0.1:7777/callback", "https://app.example/cb"],
+        "scopes": ["meetings:read"],
+    });
+    let (s, v) = e.api("POST", "/admin/v1/clients", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["type"], "public");
+    assert!(v.get("client_secret").is_none(), "{v}");
+    let id = v["client_id"].as_str().unwrap();
+    let (s, v) = e
+        .api("POST", &format!("/admin/v1/clients/{id}/rotate"), None)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("public_client")));
+    // It cannot use client_credentials without a secret.
+    let r =
+        e.c.post(format!("{}/oauth2/token", e.public()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=client_credentials&client_id={id}"))
+            .send()
+            .await
+            .unwrap();
+    assert!(r.status() == 400 || r.status() == 401, "{}", r.status());
+    assert_eq!(e.up.count(), 0);
+}

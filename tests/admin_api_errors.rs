@@ -379,3 +379,25 @@ async fn the_served_openapi_document_is_the_checked_in_one() {
     assert_eq!(served, checked_in);
     assert_eq!(served["openapi"], "3.1.0");
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_creates_nothing() {
+    let e = env().await;
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(70 * 1024));
+    let (s, _, v) = call(
+        &e.c,
+        &e.admin,
+        "POST",
+        "/admin/v1/apps",
+        Some(OPS),
+        Some(&big),
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (413, Some("payload_too_large")));
+    let (_, _, list) = call(&e.c, &e.admin, "GET", "/admin/v1/apps", Some(OPS), None).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "only the config app"
+    );
+}
