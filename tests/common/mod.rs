@@ -221,6 +221,27 @@ pub async fn admin_listener(gw: &Arc<Gateway>) -> String {
     url
 }
 
+/// A log sink for `tracing_subscriber::fmt().with_writer(...)`: everything written, in memory.
+#[derive(Clone, Default)]
+pub struct LogBuf(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuf {
+    /// What was written, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 /// A plain HTTP client (no proxies, no pooling surprises).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
