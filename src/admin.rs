@@ -1,7 +1,9 @@
-//! Admin: the separate operator listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`.
+//! Admin: the separate operator listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`,
+//! and the credential API under `/admin/v1/` (`admin_api`).
 //!
-//! Bind it to loopback or a management network: it is unauthenticated by design, like the admin
-//! ports of Envoy and HAProxy.
+//! Bind it to loopback or a management network: health, metrics and reload are unauthenticated
+//! by design, like the admin ports of Envoy and HAProxy; the credential API needs an operator
+//! token and is off without `[[admin.tokens]]`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -60,6 +62,12 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
 }
 
 async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with(crate::admin_api::PREFIX) {
+        return match crate::admin_api::handle(gw, req).await {
+            Some(resp) => resp,
+            None => not_found(),
+        };
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         (&Method::GET, "/readyz") if gw.is_draining() => json(
@@ -88,9 +96,13 @@ async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 )
             }
         },
-        _ => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "not found"}),
-        ),
+        _ => not_found(),
     }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "not found"}),
+    )
 }

@@ -68,6 +68,8 @@ impl Gateway {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        // The config is checked against the credentials created at run time (one id, one source).
+        self.shared.credentials.refresh_logged().await;
         let result = config::load(path, &self.shared);
         crate::metrics::reload(result.is_ok());
         let snap = Arc::new(result?);
@@ -79,6 +81,7 @@ impl Gateway {
     /// Starts what runs beside the requests: JWKS fetches, the limiter's idle sweep, the token
     /// store's clean-up, and the verifier's list of revoked tokens (seeded from the store).
     pub async fn start(&self) {
+        self.shared.credentials.refresh_logged().await;
         let snap = self.snapshot();
         snap.auth.start().await;
         snap.limiter.spawn_sweeper(SWEEP_EVERY);
@@ -111,6 +114,15 @@ impl Gateway {
                 }
             });
         }
+    }
+
+    /// Loads the credentials created at run time and checks the config against them: an id the
+    /// config and the store both define is a config error (at start-up, as at reload).
+    pub async fn load_credentials(&self) -> Result<(), Vec<Diagnostic>> {
+        if let Err(e) = self.shared.credentials.refresh().await {
+            tracing::error!(error = %e, "cannot read run-time credentials from the store");
+        }
+        self.reload().await
     }
 
     /// The Redis state backend, when `[state]` chose it.

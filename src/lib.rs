@@ -18,10 +18,13 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod admin_api;
+pub mod admin_client;
 pub mod auth;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod fuzz_targets;
 pub mod gateway;

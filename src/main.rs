@@ -44,6 +44,19 @@ enum Command {
     NewApiKey,
     /// Reads a secret from standard input and prints its argon2id hash (for `key_hash`).
     HashSecret,
+    /// Manages OAuth clients through a running gateway's admin API.
+    Clients(portcullis::admin_client::cli::CredentialArgs),
+    /// Manages API-key apps through a running gateway's admin API.
+    Apps(portcullis::admin_client::cli::CredentialArgs),
+    /// Prints a fresh operator token (once) and the `[[admin.tokens]]` block to paste.
+    NewAdminToken {
+        /// The token's name (audit records show it).
+        #[arg(long)]
+        name: String,
+        /// "read" or "write".
+        #[arg(long, default_value = "write")]
+        scope: String,
+    },
     /// Prints a new OAuth client id and secret (once) and the `[[oauth.clients]]` block to paste.
     NewClient {
         /// Display name.
@@ -81,6 +94,24 @@ fn main() -> ExitCode {
         Command::Serve { config, log_format } => serve(&config, log_format),
         Command::NewApiKey => new_api_key(),
         Command::HashSecret => hash_secret(),
+        Command::Clients(args) => portcullis::admin_client::cli::run(
+            portcullis::admin_client::cli::Collection::Clients,
+            args,
+        ),
+        Command::Apps(args) => portcullis::admin_client::cli::run(
+            portcullis::admin_client::cli::Collection::Apps,
+            args,
+        ),
+        Command::NewAdminToken { name, scope } => {
+            println!(
+                "{}",
+                portcullis::admin_api::settings::new_token_block(&name, &scope)
+            );
+            eprintln!(
+                "WARNING: the token above is shown once and will not be shown again; store it now"
+            );
+            ExitCode::SUCCESS
+        }
         Command::NewClient {
             name,
             grant_types,
@@ -177,6 +208,7 @@ fn check(file: &std::path::Path) -> ExitCode {
             for warning in config::notes::unrouted(&snap) {
                 println!("warning: {warning}");
             }
+            println!("{}", snap.admin_api.describe());
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
         }
@@ -246,6 +278,10 @@ async fn run(path: &std::path::Path) -> ExitCode {
     };
     if let Err(e) = gw.check_startup().await {
         eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(diags) = gw.load_credentials().await {
+        print_diagnostics(&diags);
         return ExitCode::FAILURE;
     }
     let server = match Server::bind(gw.clone()).await {

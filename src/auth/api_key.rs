@@ -242,6 +242,9 @@ pub struct App {
     pub active: bool,
     /// Scopes granted to the app.
     pub scopes: Vec<String>,
+    /// SHA-256 of the key a rotation replaced, accepted until the Unix second given (apps
+    /// created through the admin API).
+    pub previous: Option<([u8; 32], u64)>,
     /// SHA-256 of the last key that passed argon2 (argon2 apps only).
     argon2_verified: Mutex<Option<[u8; 32]>>,
 }
@@ -255,14 +258,23 @@ impl App {
             hash,
             active,
             scopes,
+            previous: None,
             argon2_verified: Mutex::new(None),
         }
     }
 
-    async fn key_matches(&self, key: &str) -> bool {
+    /// True when `digest` is the rotated-out key's and its overlap lasts at `now`.
+    fn previous_matches(&self, digest: &[u8; 32], now: u64) -> bool {
+        self.previous
+            .is_some_and(|(old, until)| now < until && bool::from(digest.ct_eq(&old)))
+    }
+
+    async fn key_matches(&self, key: &str, now: u64) -> bool {
         let digest = sha256(key.as_bytes());
         match &self.hash {
-            KeyHash::Sha256(stored) => bool::from(digest.ct_eq(stored)),
+            KeyHash::Sha256(stored) => {
+                bool::from(digest.ct_eq(stored)) | self.previous_matches(&digest, now)
+            }
             KeyHash::Argon2(phc) => {
                 let remembered = *self
                     .argon2_verified
@@ -302,12 +314,14 @@ pub struct AppRegistry {
 }
 
 fn digest_index(apps: &HashMap<String, Arc<App>>) -> HashMap<[u8; 32], Arc<App>> {
-    apps.values()
-        .filter_map(|a| match &a.hash {
-            KeyHash::Sha256(d) => Some((*d, a.clone())),
-            KeyHash::Argon2(_) => None,
-        })
-        .collect()
+    let current = apps.values().filter_map(|a| match &a.hash {
+        KeyHash::Sha256(d) => Some((*d, a.clone())),
+        KeyHash::Argon2(_) => None,
+    });
+    let previous = apps
+        .values()
+        .filter_map(|a| a.previous.map(|(d, _)| (d, a.clone())));
+    previous.chain(current).collect()
 }
 
 /// Stand-in digest compared for unknown client ids, so they cost what a wrong key costs.
@@ -430,15 +444,36 @@ impl AppRegistry {
         self.apps.is_empty()
     }
 
+    /// The app with this client id.
+    pub fn get(&self, client_id: &str) -> Option<&Arc<App>> {
+        self.apps.get(client_id)
+    }
+
+    /// True when an app has this client id.
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.apps.contains_key(client_id)
+    }
+
+    /// Every app, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.apps.values()
+    }
+
     /// Checks a key pair: unknown client and wrong key are both `InvalidCredentials`; a
-    /// suspended app is `AppInactive` only once its key matched.
-    pub async fn check(&self, client_id: &str, key: &str) -> Result<Principal, AuthError> {
+    /// suspended app is `AppInactive` only once its key matched. `now` (Unix seconds) ends a
+    /// rotated-out key's overlap.
+    pub async fn check(
+        &self,
+        client_id: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Principal, AuthError> {
         let Some(app) = self.apps.get(client_id) else {
             let digest = sha256(key.as_bytes());
             let _ = std::hint::black_box(bool::from(digest.ct_eq(&DUMMY_DIGEST)));
             return Err(AuthError::InvalidCredentials);
         };
-        if !app.key_matches(key).await {
+        if !app.key_matches(key, now).await {
             return Err(AuthError::InvalidCredentials);
         }
         if !app.active {
@@ -451,7 +486,7 @@ impl AppRegistry {
 impl AppRegistry {
     /// Checks a key that identifies its app alone (single-header routes): the app is found by
     /// the key's SHA-256 and the digest compared in constant time; unknown keys cost the same.
-    pub fn check_key_only(&self, key: &str) -> Result<Principal, AuthError> {
+    pub fn check_key_only(&self, key: &str, now: u64) -> Result<Principal, AuthError> {
         let digest = sha256(key.as_bytes());
         let Some(app) = self.by_digest.get(&digest) else {
             let _ = std::hint::black_box(bool::from(digest.ct_eq(&DUMMY_DIGEST)));
@@ -460,7 +495,7 @@ impl AppRegistry {
         let KeyHash::Sha256(stored) = &app.hash else {
             return Err(AuthError::InvalidCredentials);
         };
-        if !bool::from(digest.ct_eq(stored)) {
+        if !(bool::from(digest.ct_eq(stored)) | app.previous_matches(&digest, now)) {
             return Err(AuthError::InvalidCredentials);
         }
         if !app.active {

@@ -244,6 +244,7 @@ pub struct Authenticator {
     realm: Arc<str>,
     max_token_bytes: usize,
     apps: AppRegistry,
+    runtime: Option<Arc<crate::credentials::RuntimeCredentials>>,
     generation: u64,
 }
 
@@ -294,6 +295,7 @@ impl Authenticator {
             realm: global.realm,
             max_token_bytes: global.rules.max_token_bytes,
             apps,
+            runtime: None,
             generation: state.generation.fetch_add(1, Ordering::AcqRel) + 1,
         })
     }
@@ -321,8 +323,20 @@ impl Authenticator {
             realm: Arc::from(settings::DEFAULT_REALM),
             max_token_bytes,
             apps,
+            runtime: None,
             generation: state.generation.fetch_add(1, Ordering::AcqRel) + 1,
         }
+    }
+
+    /// The API-key apps of the config file.
+    pub fn config_apps(&self) -> &AppRegistry {
+        &self.apps
+    }
+
+    /// Also accepts the API-key apps created at run time (after the config's own).
+    pub fn with_runtime(mut self, runtime: Arc<crate::credentials::RuntimeCredentials>) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// An extra key for the `default` provider (or the first one).
@@ -437,15 +451,27 @@ impl Authenticator {
         headers: &HeaderMap,
     ) -> Result<Principal, AuthError> {
         let key = single_value(headers, &keys.key).ok_or(AuthError::MissingApiKey)?;
+        let now = self.state.clock.unix_secs();
+        let runtime = self.runtime.as_ref().map(|r| r.view());
         let Some(client_header) = &keys.client_id else {
             let key = key.ok_or(AuthError::InvalidCredentials)?;
-            return self.apps.check_key_only(key);
+            return match (self.apps.check_key_only(key, now), runtime) {
+                (Err(AuthError::InvalidCredentials), Some(view)) => {
+                    view.apps.check_key_only(key, now)
+                }
+                (outcome, _) => outcome,
+            };
         };
         let client = single_value(headers, client_header).ok_or(AuthError::MissingClientId)?;
         let (Some(key), Some(client)) = (key, client) else {
             return Err(AuthError::InvalidCredentials);
         };
-        self.apps.check(client, key).await
+        match runtime {
+            Some(view) if !self.apps.contains(client) && view.apps.contains(client) => {
+                view.apps.check(client, key, now).await
+            }
+            _ => self.apps.check(client, key, now).await,
+        }
     }
 }
 

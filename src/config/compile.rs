@@ -39,6 +39,8 @@ pub struct Shared {
     pub state: Arc<OnceLock<Option<Arc<RedisState>>>>,
     /// Compiling for `portcullis check`: validate everything, open no state files.
     pub check_only: bool,
+    /// Clients and apps created through the admin API (the view outlives reloads).
+    pub credentials: Arc<crate::credentials::RuntimeCredentials>,
 }
 
 impl Shared {
@@ -52,6 +54,7 @@ impl Shared {
             limiter: Arc::new(OnceLock::new()),
             state: Arc::new(OnceLock::new()),
             check_only: false,
+            credentials: Arc::default(),
         }
     }
 
@@ -61,6 +64,16 @@ impl Shared {
             check_only: true,
             ..Self::new(clock)
         }
+    }
+
+    /// The hook the revocation feed calls when another instance changed run-time credentials.
+    pub fn credentials_hook(&self) -> revocations::CredentialsHook {
+        let creds = Arc::downgrade(&self.credentials);
+        Arc::new(move |_version| {
+            if let Some(creds) = creds.upgrade() {
+                tokio::spawn(async move { creds.refresh_logged().await });
+            }
+        })
     }
 
     /// The hook the token service calls for each revoked access token.
@@ -128,6 +141,8 @@ pub struct Snapshot {
     /// The rate limiter: in memory, or on Redis with the in-memory one as the `local`
     /// failure mode (state outlives this snapshot).
     pub limiter: Limiter,
+    /// The credential API of the admin listener (`[[admin.tokens]]`; off without tokens).
+    pub admin_api: crate::admin_api::settings::AdminApiSettings,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -148,7 +163,12 @@ pub fn compile(
             .map(|k| VerifyKey::new(Some(k.kid), k.alg, k.decoding_key))
             .collect(),
     });
-    let auth = Authenticator::build_with(raw, d, &shared.auth, builtin.as_ref())?;
+    let admin_api = crate::admin_api::settings::compile(raw, d);
+    let admin_api =
+        crate::admin_api::attach_store(admin_api, oauth.as_ref(), redis.as_ref(), shared, d);
+    shared.credentials.check_conflicts(raw, d);
+    let auth = Authenticator::build_with(raw, d, &shared.auth, builtin.as_ref())?
+        .with_runtime(shared.credentials.clone());
     let classes: Vec<Arc<ClassSpec>> = v.classes.iter().cloned().map(Arc::new).collect();
     let settings = PoolSettings {
         connect_timeout: v.limits.upstream_connect_timeout,
@@ -226,6 +246,7 @@ pub fn compile(
         auth,
         oauth,
         limiter,
+        admin_api,
         config: v,
     })
 }
@@ -252,7 +273,8 @@ fn shared_state(
         StateSettings::Embedded => None,
         StateSettings::Redis(r) => match RedisState::start(RedisSettings::clone(r)) {
             Ok(s) => {
-                revocations::spawn(&s, shared.revocation_hook(), shared.clock.clone());
+                let creds = Some(shared.credentials_hook());
+                revocations::spawn(&s, shared.revocation_hook(), creds, shared.clock.clone());
                 Some(s)
             }
             Err(e) => {
@@ -286,5 +308,5 @@ fn token_service(
             None => TokenService::build(raw, d, shared.clock.clone(), hook),
         },
     };
-    svc.map(Arc::new)
+    svc.map(|s| Arc::new(s.with_runtime(shared.credentials.clone())))
 }

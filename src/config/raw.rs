@@ -128,6 +128,9 @@ pub struct Limits {
 pub struct Admin {
     /// `host:port` of the admin listener.
     pub listen: SString,
+    /// Operator tokens of the credential API (`admin_api::settings`).
+    #[serde(default)]
+    pub tokens: Vec<Spanned<crate::admin_api::settings::RawToken>>,
 }
 
 /// `[classes.NAME]`

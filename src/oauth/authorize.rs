@@ -138,8 +138,7 @@ pub(crate) fn authorize(
     }
     let client_id = q.require("client_id")?;
     let client = svc
-        .clients()
-        .get(client_id)
+        .client(client_id)
         .filter(|c| c.active)
         .ok_or_else(|| OAuthError::request("unknown or suspended client_id"))?;
     let redirect_uri = q.require("redirect_uri")?;
@@ -149,7 +148,7 @@ pub(crate) fn authorize(
         ));
     }
     let state = q.get("state");
-    match check_request(client, &q) {
+    match check_request(&client, &q) {
         Ok((scopes, challenge)) => {
             let c = Challenge {
                 cid: client.client_id.clone(),
@@ -255,7 +254,7 @@ pub(crate) async fn accept(
 ) -> Result<Response<Bytes>, OAuthError> {
     let (params, c) = login_backend_challenge(svc, headers, body).await?;
     let subject = params.require("subject")?;
-    if !svc.clients().is_active(&c.cid) {
+    if !svc.client_is_active(&c.cid) {
         return Err(OAuthError::request(
             "the client of this login has been suspended",
         ));

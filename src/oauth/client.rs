@@ -2,6 +2,7 @@
 //! `portcullis new-client` helper that mints a client id and a secret shown once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use base64::Engine;
@@ -116,6 +117,9 @@ pub struct Client {
     /// May refresh by sending the refresh token alone, without client credentials, at a token
     /// path whose dialect sets `default_grant_type` (the token still rotates).
     pub refresh_without_credentials: bool,
+    /// The secret a rotation replaced and the Unix second until which it is still accepted
+    /// (clients created through the admin API).
+    pub previous_secret: Option<(SecretHash, u64)>,
 }
 
 impl Client {
@@ -133,7 +137,7 @@ impl Client {
 /// All clients by id, with a cache that keeps argon2 off the per-request path.
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
-    clients: HashMap<String, Client>,
+    clients: HashMap<String, Arc<Client>>,
     /// client id -> SHA-256 of a secret that already passed argon2.
     verified: DashMap<String, [u8; 32]>,
 }
@@ -144,15 +148,25 @@ impl ClientRegistry {
         Self {
             clients: clients
                 .into_iter()
-                .map(|c| (c.client_id.clone(), c))
+                .map(|c| (c.client_id.clone(), Arc::new(c)))
                 .collect(),
             verified: DashMap::new(),
         }
     }
 
     /// A client by id (active or not).
-    pub fn get(&self, client_id: &str) -> Option<&Client> {
+    pub fn get(&self, client_id: &str) -> Option<&Arc<Client>> {
         self.clients.get(client_id)
+    }
+
+    /// True when a client has this id.
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.clients.contains_key(client_id)
+    }
+
+    /// Every client, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.clients.values()
     }
 
     /// True when the client exists and is active.
@@ -161,8 +175,13 @@ impl ClientRegistry {
     }
 
     /// Authenticates presented credentials: unknown id, wrong secret and suspended client are
-    /// all `invalid_client` (the description does not say which, except for suspension).
-    pub fn authenticate(&self, creds: &ClientCredentials) -> Result<&Client, OAuthError> {
+    /// all `invalid_client` (the description does not say which, except for suspension). A
+    /// rotated-out secret is accepted until its overlap ends (`now`, Unix seconds).
+    pub fn authenticate(
+        &self,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<Arc<Client>, OAuthError> {
         let fail = |why: &str| OAuthError::InvalidClient {
             basic: creds.basic,
             description: why.to_string(),
@@ -184,7 +203,13 @@ impl ClientRegistry {
                     "client authentication is required: HTTP Basic, or client_id and client_secret in the body",
                 ));
             }
-            (Some(secret @ SecretHash::Sha256(_)), true) => secret.verify(&creds.secret),
+            (Some(secret @ SecretHash::Sha256(_)), true) => {
+                secret.verify(&creds.secret)
+                    || client
+                        .previous_secret
+                        .as_ref()
+                        .is_some_and(|(old, until)| now < *until && old.verify(&creds.secret))
+            }
             (Some(secret @ SecretHash::Argon2(_)), true) => {
                 let digest: [u8; 32] = Sha256::digest(creds.secret.as_bytes()).into();
                 let cached = self
@@ -207,7 +232,7 @@ impl ClientRegistry {
         if !client.active {
             return Err(fail("this client is suspended"));
         }
-        Ok(client)
+        Ok(client.clone())
     }
 }
 

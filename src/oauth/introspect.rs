@@ -34,7 +34,7 @@ pub(crate) async fn introspect(
         };
         let r = status.record;
         let live = !status.family_revoked && !r.spent && r.expires_at > now;
-        if !live || r.client_id != client.client_id || !svc.clients().is_active(&r.client_id) {
+        if !live || r.client_id != client.client_id || !svc.client_is_active(&r.client_id) {
             return Ok(inactive());
         }
         return Ok(json_response(
@@ -54,7 +54,7 @@ pub(crate) async fn introspect(
         return Ok(inactive());
     };
     if c.client_id != client.client_id
-        || !svc.clients().is_active(&c.client_id)
+        || !svc.client_is_active(&c.client_id)
         || svc.store().is_jti_revoked(c.jti.clone()).await?
     {
         return Ok(inactive());

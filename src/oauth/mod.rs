@@ -84,6 +84,7 @@ pub struct TokenService {
     store: Arc<dyn Store>,
     clock: SharedClock,
     hook: Option<RevocationHook>,
+    runtime: Option<Arc<crate::credentials::RuntimeCredentials>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -201,7 +202,48 @@ impl TokenService {
             store,
             clock,
             hook,
+            runtime: None,
         }
+    }
+
+    /// Also accepts the clients created at run time (after the config's own).
+    pub fn with_runtime(mut self, runtime: Arc<crate::credentials::RuntimeCredentials>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Authenticates a client of the config, else of the run-time view; see
+    /// `ClientRegistry::authenticate`.
+    pub(crate) fn authenticate(
+        &self,
+        creds: &params::ClientCredentials,
+    ) -> Result<Arc<client::Client>, OAuthError> {
+        let now = self.now();
+        match &self.runtime {
+            Some(rt) if !self.clients.contains(&creds.client_id) => {
+                rt.view().clients.authenticate(creds, now)
+            }
+            _ => self.clients.authenticate(creds, now),
+        }
+    }
+
+    /// A client of the config or of the run-time view, active or not.
+    pub(crate) fn client(&self, client_id: &str) -> Option<Arc<client::Client>> {
+        if let Some(c) = self.clients.get(client_id) {
+            return Some(c.clone());
+        }
+        let view = self.runtime.as_ref()?.view();
+        view.clients.get(client_id).cloned()
+    }
+
+    /// True when the client exists (config or run time) and is active.
+    pub(crate) fn client_is_active(&self, client_id: &str) -> bool {
+        self.client(client_id).is_some_and(|c| c.active)
+    }
+
+    /// The clients of the config file.
+    pub fn config_clients(&self) -> &ClientRegistry {
+        &self.clients
     }
 
     /// Answers one request (body already collected and size-capped by the caller).
@@ -322,13 +364,18 @@ impl TokenService {
     /// False when `client_id` is a registered client that is suspended (or unknown): the bearer
     /// verifier refuses access tokens whose `client_id` claim names such a client.
     pub fn client_active(&self, client_id: &str) -> bool {
-        self.clients.is_active(client_id)
+        self.client_is_active(client_id)
     }
 
     /// True when `client_id` is one of this service's clients and it is suspended: its access
     /// tokens must be refused even before they expire. Unknown ids (other issuers) are not judged.
     pub fn client_suspended(&self, client_id: &str) -> bool {
-        self.clients.get(client_id).is_some() && !self.clients.is_active(client_id)
+        if self.clients.contains(client_id) {
+            return !self.clients.is_active(client_id);
+        }
+        self.runtime
+            .as_ref()
+            .is_some_and(|rt| rt.client_refused(client_id))
     }
 
     /// The revoked access tokens that have not expired yet, to seed the verifier at start-up.
@@ -339,6 +386,11 @@ impl TokenService {
     /// Deletes expired codes, refresh tokens, families and revocations; run it on a timer.
     pub async fn purge_expired(&self) -> Result<usize, StoreError> {
         self.store.purge_expired(self.now()).await
+    }
+
+    /// The embedded store's file (`oauth.store`; unused with the Redis backend).
+    pub fn store_path(&self) -> &std::path::Path {
+        &self.settings.store_path
     }
 
     /// The store (for operators' tools and the Redis migration).
@@ -352,10 +404,6 @@ impl TokenService {
 
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    pub(crate) fn clients(&self) -> &ClientRegistry {
-        &self.clients
     }
 
     /// Tells the verifier about revoked access tokens.

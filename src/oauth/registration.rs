@@ -97,6 +97,7 @@ fn compile_client(c: &OAuthClient, report: &mut Report<'_>) -> Option<Client> {
         login_provider: c.login_provider,
         require_pkce,
         refresh_without_credentials: c.refresh_without_credentials,
+        previous_secret: None,
     })
 }
 

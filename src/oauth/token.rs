@@ -16,6 +16,8 @@
 //! with the same scopes and a fresh `refresh_token_ttl` is returned; presenting a spent token
 //! revokes the whole grant family, its unexpired access tokens included.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -32,16 +34,16 @@ use crate::log_limit::LogLimit;
 use crate::store::{NewGrant, RedeemOutcome, RefreshRecord, RotateOutcome, Rotation, token_hash};
 
 /// Parses the body and authenticates the client (shared by token, revoke, introspect, accept).
-pub(crate) fn authenticated<'s>(
-    svc: &'s TokenService,
+pub(crate) fn authenticated(
+    svc: &TokenService,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Params, &'s Client), OAuthError> {
+) -> Result<(Params, Arc<Client>), OAuthError> {
     let params = Params::from_body(headers, body)?;
     let Some(creds) = client_credentials(headers, &params)? else {
         return Err(authentication_required());
     };
-    let client = svc.clients().authenticate(&creds)?;
+    let client = svc.authenticate(&creds)?;
     Ok((params, client))
 }
 
@@ -84,7 +86,7 @@ pub(crate) async fn token(
     let refresh_alone =
         creds.is_none() && dialect.default_grant_type && params.get("refresh_token").is_some();
     let client = match &creds {
-        Some(c) => Some(svc.clients().authenticate(c)?),
+        Some(c) => Some(svc.authenticate(c)?),
         None if refresh_alone => None,
         None => return Err(authentication_required()),
     };
@@ -103,9 +105,9 @@ pub(crate) async fn token(
         )));
     }
     let issued = match grant {
-        GrantType::ClientCredentials => client_credentials_grant(svc, client, &params).await?,
-        GrantType::RefreshToken => refresh_grant(svc, client, &params).await?,
-        GrantType::AuthorizationCode => code_grant(svc, client, &params).await?,
+        GrantType::ClientCredentials => client_credentials_grant(svc, &client, &params).await?,
+        GrantType::RefreshToken => refresh_grant(svc, &client, &params).await?,
+        GrantType::AuthorizationCode => code_grant(svc, &client, &params).await?,
     };
     Ok(token_response(svc, &issued, dialect))
 }
@@ -134,11 +136,11 @@ fn grant_type(params: &Params) -> Result<GrantType, OAuthError> {
 
 /// The client of a refresh token presented alone (a `default_grant_type` path): it must be active
 /// and have opted in with `refresh_without_credentials`; anything else needs client auth.
-async fn refresh_owner<'s>(
-    svc: &'s TokenService,
+async fn refresh_owner(
+    svc: &TokenService,
     params: &Params,
     grant: GrantType,
-) -> Result<&'s Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let presented = params.require("refresh_token")?;
     if grant != GrantType::RefreshToken {
         return Err(authentication_required());
@@ -147,7 +149,7 @@ async fn refresh_owner<'s>(
     let Some(status) = status else {
         return Err(OAuthError::grant("the refresh token is invalid"));
     };
-    match svc.clients().get(&status.record.client_id) {
+    match svc.client(&status.record.client_id) {
         Some(c) if c.active && c.refresh_without_credentials => Ok(c),
         _ => Err(authentication_required()),
     }

@@ -15,6 +15,11 @@
 //! per instance per 250 ms, and the first poll reads it whole, which seeds a starting instance.
 //! If Redis lost its data (`revseq` below the last number seen), the instance rereads from 0.
 //! The store trims entries past their `exp` when it purges.
+//!
+//! The same round trip reads `credver`, the version of the credentials created through the
+//! admin API (`store::redis_credentials`); when it moves, the credentials hook rebuilds this
+//! instance's view, so a client suspended or deleted on one instance is refused everywhere
+//! within the same bound.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -30,6 +35,9 @@ const BATCH: usize = 1000;
 /// Called with `(jti, exp)` for each revoked access token.
 pub type Hook = Arc<dyn Fn(&str, u64) + Send + Sync>;
 
+/// Called with the new credentials version when another write moved it.
+pub type CredentialsHook = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// The log's key (`revlog`, in the OAuth hash tag).
 pub fn log_key(state: &RedisState) -> String {
     state.oauth_key("revlog")
@@ -40,17 +48,40 @@ pub fn seq_key(state: &RedisState) -> String {
     state.oauth_key("revseq")
 }
 
-/// Starts polling the log; the task ends when the state is dropped.
-pub fn spawn(state: &Arc<RedisState>, hook: Hook, clock: SharedClock) {
-    let weak = Arc::downgrade(state);
-    tokio::spawn(async move { poll(weak, hook, clock).await });
+/// The credentials version's key.
+pub fn credentials_version_key(state: &RedisState) -> String {
+    state.oauth_key("credver")
 }
 
-async fn poll(state: Weak<RedisState>, hook: Hook, clock: SharedClock) {
+/// Starts polling the log; the task ends when the state is dropped.
+pub fn spawn(
+    state: &Arc<RedisState>,
+    hook: Hook,
+    credentials: Option<CredentialsHook>,
+    clock: SharedClock,
+) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move { poll(weak, hook, credentials, clock).await });
+}
+
+async fn poll(
+    state: Weak<RedisState>,
+    hook: Hook,
+    credentials: Option<CredentialsHook>,
+    clock: SharedClock,
+) {
     let mut last: u64 = 0;
+    let mut version: u64 = 0;
     loop {
         let Some(s) = state.upgrade() else { return };
-        let more = match read(&s, last).await {
+        let answer = read(&s, last).await;
+        if let (Ok((_, v, _)), Some(on_change)) = (&answer, &credentials)
+            && *v != version
+        {
+            version = *v;
+            on_change(version);
+        }
+        let more = match answer.map(|(seq, _, entries)| (seq, entries)) {
             Ok((seq, entries)) if seq < last => {
                 tracing::warn!(
                     seq,
@@ -82,16 +113,20 @@ async fn poll(state: Weak<RedisState>, hook: Hook, clock: SharedClock) {
     }
 }
 
-/// `(revseq, entries after last)` in one round trip.
-async fn read(s: &RedisState, last: u64) -> Result<(u64, Vec<(String, u64)>), super::StateError> {
-    let (log, seq) = (log_key(s), seq_key(s));
+/// A log entry and its sequence number.
+type Entries = Vec<(String, u64)>;
+
+/// `(revseq, credver, entries after last)` in one round trip.
+async fn read(s: &RedisState, last: u64) -> Result<(u64, u64, Entries), super::StateError> {
+    let (log, seq, ver) = (log_key(s), seq_key(s), credentials_version_key(s));
     s.call("revocation_feed", |mut conn| async move {
-        let (seq, entries): (Option<u64>, Vec<(String, u64)>) = redis::pipe()
+        let (seq, ver, entries): (Option<u64>, Option<u64>, Entries) = redis::pipe()
             .get(&seq)
+            .get(&ver)
             .zrangebyscore_limit_withscores(&log, format!("({last}"), "+inf", 0, BATCH as isize)
             .query_async(&mut conn)
             .await?;
-        Ok((seq.unwrap_or(0), entries))
+        Ok((seq.unwrap_or(0), ver.unwrap_or(0), entries))
     })
     .await
 }

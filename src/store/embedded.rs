@@ -4,6 +4,8 @@
 //! redemption, nonce use) is atomic against every other writer in this process, and the file lock
 //! keeps a second process out. Commits use `Durability::Immediate` (redb's default), so when a
 //! method returns the change is on disk. Calls run on tokio's blocking pool. Records are JSON.
+//! Run-time credentials live in `credentials` (key `<kind>:<id>`), their audit trail in
+//! `audit` (key = sequence number) and the credentials version in `meta`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,9 +14,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::credentials::{self, decide};
 use super::{
-    CodeRecord, IssuedAccess, NewGrant, RedeemOutcome, RefreshRecord, RefreshStatus, RotateOutcome,
-    Rotation, Store, StoreError, StoreFuture, StoreResult,
+    AuditRecord, CodeRecord, CredentialKind, CredentialRecord, IssuedAccess, NewGrant,
+    RedeemOutcome, RefreshRecord, RefreshStatus, RotateOutcome, Rotation, Store, StoreError,
+    StoreFuture, StoreResult, WriteMode, WriteOutcome,
 };
 
 const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
@@ -22,6 +26,10 @@ const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("grant_famil
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("authorization_codes");
 const NONCES: TableDefinition<&str, u64> = TableDefinition::new("nonces");
 const JTIS: TableDefinition<&str, u64> = TableDefinition::new("revoked_jtis");
+const CREDS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const CREDS_VERSION: &str = "credentials_version";
 
 /// A grant family: the refresh tokens and access tokens descended from one grant.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -85,6 +93,9 @@ impl EmbeddedStore {
             txn.open_table(CODES).map_err(err)?;
             txn.open_table(NONCES).map_err(err)?;
             txn.open_table(JTIS).map_err(err)?;
+            txn.open_table(CREDS).map_err(err)?;
+            txn.open_table(AUDIT).map_err(err)?;
+            txn.open_table(META).map_err(err)?;
         }
         txn.commit().map_err(err)?;
         Ok(Self { db: Arc::new(db) })
@@ -97,6 +108,24 @@ impl EmbeddedStore {
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(err)?;
         Self::with_tables(db)
+    }
+
+    /// Reads every run-time credential of the file at `path` without taking it over (a shared,
+    /// read-only open; fails while a gateway holds the file). For `portcullis check`.
+    pub fn read_credentials_at(path: &Path) -> StoreResult<Vec<CredentialRecord>> {
+        let db = redb::ReadOnlyDatabase::open(path).map_err(err)?;
+        let txn = db.begin_read().map_err(err)?;
+        let creds = match txn.open_table(CREDS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in creds.iter().map_err(err)? {
+            let (_, v) = entry.map_err(err)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
     }
 
     /// Runs `f` in one write transaction on the blocking pool and commits (fsync) if it succeeds.
@@ -365,6 +394,89 @@ impl Store for EmbeddedStore {
             let mut jtis = txn.open_table(JTIS).map_err(err)?;
             n += jtis.extract_if(|_, exp| exp <= now).map_err(err)?.count();
             Ok(n)
+        })
+    }
+
+    fn write_credential(
+        &self,
+        record: CredentialRecord,
+        mode: WriteMode,
+        mut audit: AuditRecord,
+    ) -> StoreFuture<'_, WriteOutcome> {
+        self.write(move |txn| {
+            let key = credentials::key(record.kind, &record.id);
+            let mut creds = txn.open_table(CREDS).map_err(err)?;
+            let current: Option<CredentialRecord> = get_json(&creds, &key)?;
+            let outcome = decide(mode, current.as_ref());
+            if outcome != WriteOutcome::Written {
+                return Ok(outcome);
+            }
+            creds
+                .insert(key.as_str(), encode(&record)?.as_slice())
+                .map_err(err)?;
+            let mut trail = txn.open_table(AUDIT).map_err(err)?;
+            let last = trail.last().map_err(err)?.map(|(k, _)| k.value());
+            audit.seq = last.unwrap_or(0) + 1;
+            trail
+                .insert(audit.seq, encode(&audit)?.as_slice())
+                .map_err(err)?;
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let version = meta.get(CREDS_VERSION).map_err(err)?.map(|v| v.value());
+            meta.insert(CREDS_VERSION, version.unwrap_or(0) + 1)
+                .map_err(err)?;
+            Ok(WriteOutcome::Written)
+        })
+    }
+
+    fn credential(
+        &self,
+        kind: CredentialKind,
+        id: String,
+    ) -> StoreFuture<'_, Option<CredentialRecord>> {
+        self.read(move |txn| {
+            let creds = txn.open_table(CREDS).map_err(err)?;
+            get_json(&creds, &credentials::key(kind, &id))
+        })
+    }
+
+    fn credentials(&self, kind: CredentialKind) -> StoreFuture<'_, Vec<CredentialRecord>> {
+        self.read(move |txn| {
+            let creds = txn.open_table(CREDS).map_err(err)?;
+            let prefix = credentials::key(kind, "");
+            let mut out = Vec::new();
+            for entry in creds.range(prefix.as_str()..).map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn credentials_version(&self) -> StoreFuture<'_, u64> {
+        self.read(move |txn| {
+            let meta = txn.open_table(META).map_err(err)?;
+            Ok(meta
+                .get(CREDS_VERSION)
+                .map_err(err)?
+                .map_or(0, |v| v.value()))
+        })
+    }
+
+    fn audit(&self, after: u64, limit: usize) -> StoreFuture<'_, Vec<AuditRecord>> {
+        self.read(move |txn| {
+            let trail = txn.open_table(AUDIT).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in trail.range(after.saturating_add(1)..).map_err(err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (_, v) = entry.map_err(err)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
         })
     }
 }

@@ -10,8 +10,10 @@
 //! Backends: `embedded` (one redb file, the default) and `redis` (`[state] backend = "redis"`,
 //! shared by several instances; one Lua script per exactly-once operation).
 
+pub mod credentials;
 pub mod embedded;
 pub mod redis;
+mod redis_credentials;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+pub use credentials::{
+    AuditRecord, CredentialKind, CredentialRecord, CredentialStatus, PreviousSecret, WriteMode,
+    WriteOutcome,
+};
 pub use embedded::EmbeddedStore;
 pub use redis::RedisStore;
 
@@ -187,4 +193,24 @@ pub trait Store: Send + Sync + 'static {
     fn revoked_jtis(&self, now: u64) -> StoreFuture<'_, Vec<IssuedAccess>>;
     /// Deletes expired records; returns how many.
     fn purge_expired(&self, now: u64) -> StoreFuture<'_, usize>;
+    /// Stores a run-time credential under `mode`, appends `audit` (its `seq` assigned here) and
+    /// bumps the credentials version, all in one atomic operation; see `WriteOutcome`.
+    fn write_credential(
+        &self,
+        record: CredentialRecord,
+        mode: WriteMode,
+        audit: AuditRecord,
+    ) -> StoreFuture<'_, WriteOutcome>;
+    /// One credential by id (tombstones included).
+    fn credential(
+        &self,
+        kind: CredentialKind,
+        id: String,
+    ) -> StoreFuture<'_, Option<CredentialRecord>>;
+    /// Every credential of `kind` (tombstones included), ordered by id.
+    fn credentials(&self, kind: CredentialKind) -> StoreFuture<'_, Vec<CredentialRecord>>;
+    /// A counter bumped by every credential write (0 before the first).
+    fn credentials_version(&self) -> StoreFuture<'_, u64>;
+    /// Up to `limit` audit records with `seq > after`, oldest first.
+    fn audit(&self, after: u64, limit: usize) -> StoreFuture<'_, Vec<AuditRecord>>;
 }

@@ -14,6 +14,8 @@
 //! `state::revocations` feeds to every instance. One hash tag for all of them keeps each script
 //! inside one Redis Cluster slot (OAuth state is small; the limiter's keys are the ones spread).
 //!
+//! Run-time credentials and their audit trail: see `redis_credentials`.
+//!
 //! Durability: a write is acknowledged once Redis has it in memory; surviving `kill -9` of
 //! Redis as the embedded store survives a crash needs `appendonly yes` with
 //! `appendfsync always` (README, "Several instances").
@@ -22,9 +24,11 @@ use std::sync::Arc;
 
 use redis::{FromRedisValue, Script};
 
+use super::redis_credentials as creds;
 use super::{
-    CodeRecord, IssuedAccess, NewGrant, RedeemOutcome, RefreshRecord, RefreshStatus, RotateOutcome,
-    Rotation, Store, StoreError, StoreFuture, StoreResult,
+    AuditRecord, CodeRecord, CredentialKind, CredentialRecord, IssuedAccess, NewGrant,
+    RedeemOutcome, RefreshRecord, RefreshStatus, RotateOutcome, Rotation, Store, StoreError,
+    StoreFuture, StoreResult, WriteMode, WriteOutcome,
 };
 use crate::state::{RedisState, revocations};
 
@@ -149,6 +153,8 @@ struct Scripts {
     redeem: Script,
     revoke_jti: Script,
     purge: Script,
+    write_credential: Script,
+    list_credentials: Script,
 }
 
 fn lua(body: &str) -> Script {
@@ -222,6 +228,8 @@ impl RedisStore {
             redeem: lua(REDEEM),
             revoke_jti: lua(REVOKE_JTI),
             purge: lua(PURGE),
+            write_credential: lua(creds::WRITE),
+            list_credentials: lua(creds::LIST),
         };
         Self {
             state,
@@ -455,5 +463,99 @@ impl Store for RedisStore {
     fn purge_expired(&self, now: u64) -> StoreFuture<'_, usize> {
         let fut = self.eval::<usize, _>("store_purge", |s| &s.purge, vec![now.to_string()]);
         Box::pin(fut)
+    }
+
+    fn write_credential(
+        &self,
+        record: CredentialRecord,
+        mode: WriteMode,
+        audit: AuditRecord,
+    ) -> StoreFuture<'_, WriteOutcome> {
+        let encoded = creds::json(&record).and_then(|r| Ok((r, creds::json(&audit)?)));
+        Box::pin(async move {
+            let (rec, audit) = encoded?;
+            let mode = match mode {
+                WriteMode::Create => "create",
+                WriteMode::Update => "update",
+            };
+            let args = vec![
+                mode.to_string(),
+                record.kind.as_str().to_string(),
+                record.id,
+                rec,
+                audit,
+            ];
+            let out: String = self
+                .eval("store_write_credential", |s| &s.write_credential, args)
+                .await?;
+            Ok(match out.as_str() {
+                "written" => WriteOutcome::Written,
+                "exists" => WriteOutcome::Exists,
+                "missing" => WriteOutcome::Missing,
+                _ => return Err(err("unexpected answer from the credential script")),
+            })
+        })
+    }
+
+    fn credential(
+        &self,
+        kind: CredentialKind,
+        id: String,
+    ) -> StoreFuture<'_, Option<CredentialRecord>> {
+        let key = self
+            .state
+            .oauth_key(&format!("cred:{}:{id}", kind.as_str()));
+        Box::pin(async move {
+            let json: Option<String> = self
+                .state
+                .call_store("store_credential", |mut conn| async move {
+                    redis::cmd("GET").arg(&key).query_async(&mut conn).await
+                })
+                .await
+                .map_err(err)?;
+            creds::record(json)
+        })
+    }
+
+    fn credentials(&self, kind: CredentialKind) -> StoreFuture<'_, Vec<CredentialRecord>> {
+        let args = vec![kind.as_str().to_string()];
+        let fut = self.eval::<Vec<String>, _>("store_credentials", |s| &s.list_credentials, args);
+        Box::pin(async move { creds::records(&fut.await?) })
+    }
+
+    fn credentials_version(&self) -> StoreFuture<'_, u64> {
+        let key = self.state.oauth_key("credver");
+        Box::pin(async move {
+            let v: Option<u64> = self
+                .state
+                .call_store("store_credentials_version", |mut conn| async move {
+                    redis::cmd("GET").arg(&key).query_async(&mut conn).await
+                })
+                .await
+                .map_err(err)?;
+            Ok(v.unwrap_or(0))
+        })
+    }
+
+    fn audit(&self, after: u64, limit: usize) -> StoreFuture<'_, Vec<AuditRecord>> {
+        let key = self.state.oauth_key("audit");
+        Box::pin(async move {
+            let members: Vec<String> = self
+                .state
+                .call_store("store_audit", |mut conn| async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(&key)
+                        .arg(format!("({after}"))
+                        .arg("+inf")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await
+                .map_err(err)?;
+            creds::audit(&members)
+        })
     }
 }

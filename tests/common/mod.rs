@@ -212,6 +212,36 @@ pub async fn gateway_with_clock(
     }
 }
 
+/// Serves `gw`'s admin listener on 127.0.0.1:0; returns its base URL. The task lives as long as
+/// the test's runtime.
+pub async fn admin_listener(gw: &Arc<Gateway>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(portcullis::admin::serve(gw.clone(), listener));
+    url
+}
+
+/// A log sink for `tracing_subscriber::fmt().with_writer(...)`: everything written, in memory.
+#[derive(Clone, Default)]
+pub struct LogBuf(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuf {
+    /// What was written, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 /// A plain HTTP client (no proxies, no pooling surprises).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
