@@ -39,6 +39,9 @@ pub struct Shared {
     pub state: Arc<OnceLock<Option<Arc<RedisState>>>>,
     /// Compiling for `portcullis check`: validate everything, open no state files.
     pub check_only: bool,
+    /// Webhook replay memory when no shared backend is configured (outlives reloads, so a
+    /// reload never reopens a replay window).
+    pub replay: Arc<crate::webhook::MemoryReplay>,
 }
 
 impl Shared {
@@ -52,6 +55,7 @@ impl Shared {
             limiter: Arc::new(OnceLock::new()),
             state: Arc::new(OnceLock::new()),
             check_only: false,
+            replay: Arc::default(),
         }
     }
 
@@ -87,6 +91,8 @@ pub enum Target {
     Echo,
     /// The built-in OAuth token service.
     OAuth,
+    /// Signed delivery to an allow-listed webhook destination.
+    WebhookOut(Arc<crate::webhook::Outbound>),
 }
 
 /// A route ready for requests.
@@ -106,6 +112,8 @@ pub struct Route {
     pub target: Target,
     /// JWT providers a bearer token may come from.
     pub providers: ProviderSet,
+    /// `auth = "webhook"`: the scheme every request must be signed with.
+    pub webhook: Option<Arc<crate::webhook::Inbound>>,
 }
 
 /// One immutable view of the config; each request holds one for its whole life.
@@ -128,6 +136,8 @@ pub struct Snapshot {
     /// The rate limiter: in memory, or on Redis with the in-memory one as the `local`
     /// failure mode (state outlives this snapshot).
     pub limiter: Limiter,
+    /// Inbound webhook schemes and outbound senders.
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -155,11 +165,26 @@ pub fn compile(
         idle_per_host: v.limits.upstream_pool_idle_per_host,
         idle_timeout: v.limits.upstream_pool_idle_timeout,
     };
+    let webhooks = crate::webhook::Webhooks::build(
+        raw.webhooks.as_ref(),
+        &crate::webhook::BuildContext {
+            clock: shared.clock.clone(),
+            memory: shared.replay.clone(),
+            redis: redis.clone(),
+            pools: &shared.pools,
+            pool_settings: settings,
+        },
+        d,
+    );
     let mut targets = Vec::with_capacity(v.upstreams.len());
     for u in &v.upstreams {
         let t = match &u.target {
             UpstreamTarget::Echo => Target::Echo,
             UpstreamTarget::OAuth => Target::OAuth,
+            // A missing sender failed its own compile (reported there).
+            UpstreamTarget::WebhookOut(name) => webhooks
+                .outbound(name)
+                .map_or(Target::Echo, Target::WebhookOut),
             UpstreamTarget::Http(uri) => {
                 match shared.pools.get(uri, u.ca_file.as_deref(), settings) {
                     Ok(up) => Target::Http(Box::new(up)),
@@ -189,6 +214,7 @@ pub fn compile(
             upstream_name: v.upstreams[spec.upstream].name.clone(),
             target: targets[spec.upstream].clone(),
             providers: auth.route_providers(index),
+            webhook: spec.webhook.as_deref().and_then(|w| webhooks.inbound(w)),
         };
         routes.insert(
             spec.prefix.clone(),
@@ -226,6 +252,7 @@ pub fn compile(
         auth,
         oauth,
         limiter,
+        webhooks,
         config: v,
     })
 }
