@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::WebhookError;
 use super::replay::{self, Replay, ReplayKey, Seen};
-use super::scheme::{Scheme, SchemeKeys};
+use super::scheme::{Scheme, SchemeKeys, SecretFormat};
 use super::secret::Secret;
 use super::signature::{self, Tag};
 use crate::clock::SharedClock;
@@ -117,7 +117,10 @@ impl Inbound {
     ) -> Option<Self> {
         let key = format!("webhooks.inbound.{name}");
         let scheme = Scheme::compile(&raw.scheme_keys(), &key, d);
-        let format = scheme.as_ref().map(|s| s.secret_format)?;
+        // A broken scheme still gets its secrets and bounds checked (every problem at once).
+        let format = scheme
+            .as_ref()
+            .map_or(SecretFormat::Raw, |s| s.secret_format);
         if raw.secrets.is_empty() {
             d.push(
                 None,

@@ -22,7 +22,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::scheme::{Scheme, SchemeKeys};
+use super::scheme::{Scheme, SchemeKeys, SecretFormat};
 use super::secret::Secret;
 use super::{BuildContext, WebhookError, signature};
 use crate::clock::SharedClock;
@@ -136,14 +136,12 @@ impl Outbound {
         d: &mut Diagnostics,
     ) -> Option<Self> {
         let key = format!("webhooks.outbound.{name}");
-        let scheme = Scheme::compile(&raw.scheme_keys(), &key, d)?;
-        let secret = Secret::resolve(
-            &raw.secret,
-            scheme.secret_format,
-            &format!("{key}.secret"),
-            base,
-            d,
-        );
+        let scheme = Scheme::compile(&raw.scheme_keys(), &key, d);
+        // A broken scheme still gets its secret and destinations checked.
+        let format = scheme
+            .as_ref()
+            .map_or(SecretFormat::Raw, |s| s.secret_format);
+        let secret = Secret::resolve(&raw.secret, format, &format!("{key}.secret"), base, d);
         if raw.destinations.is_empty() {
             d.push(
                 None,
@@ -175,7 +173,7 @@ impl Outbound {
         (destinations.len() == raw.destinations.len() && retries <= 10).then_some(())?;
         Some(Self {
             name: name.to_string(),
-            scheme,
+            scheme: scheme?,
             secret: secret?,
             destinations,
             retries,
