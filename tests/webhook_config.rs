@@ -6,15 +6,20 @@ mod common;
 use std::process::Command;
 
 fn check(text: &str) -> (i32, String, String) {
+    check_with_env(text, None)
+}
+
+fn check_with_env(text: &str, env: Option<(&str, &str)>) -> (i32, String, String) {
     let dir = common::temp_dir("whcheck");
     std::fs::write(dir.join("short.secret"), "short\n").unwrap();
     std::fs::write(dir.join("ok.secret"), "a-long-enough-secret-0123456789\n").unwrap();
     std::fs::write(dir.join("wh.toml"), text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["check", "wh.toml"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["check", "wh.toml"]).current_dir(&dir);
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -124,6 +129,8 @@ secrets = ["file:ok.secret"]
     );
     let (code, _, err) = check(&text);
     assert_eq!(code, 1, "{err}");
+    // A secret written in the file by mistake is not echoed back.
+    assert!(!err.contains("plain-text-secret"), "{err}");
     assert!(
         err.contains(
             "webhooks.inbound.bad.signature_header: a custom scheme needs signature_header"
@@ -188,5 +195,32 @@ upstream = "out"
             "note: webhooks.outbound.partners.destinations.a: http://127.0.0.1:9100/hooks is plain HTTP (signed, not encrypted)"
         ],
         "{out}"
+    );
+}
+
+#[test]
+fn secrets_come_from_the_environment_too() {
+    let text = format!(
+        r#"{HEAD}
+[webhooks.inbound.std]
+secrets = ["env:PORTCULLIS_TEST_WHSEC"]
+"#
+    );
+    let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (code, out, err) = check_with_env(&text, Some(("PORTCULLIS_TEST_WHSEC", whsec)));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("wh.toml: OK\n"), "{out}");
+    let (code, _, err) = check_with_env(&text, None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("environment variable PORTCULLIS_TEST_WHSEC is not set"),
+        "{err}"
+    );
+    let (code, _, err) = check_with_env(&text, Some(("PORTCULLIS_TEST_WHSEC", "no-prefix")));
+    assert_eq!(code, 1);
+    assert!(err.contains("starts with whsec_"), "{err}");
+    assert!(
+        !err.contains("no-prefix"),
+        "the secret is never printed: {err}"
     );
 }

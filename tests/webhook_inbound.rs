@@ -160,6 +160,7 @@ async fn a_valid_sized_webhook_is_forwarded_exactly() {
 async fn an_unsigned_post_is_refused_and_not_forwarded() {
     let s = setup().await;
     let resp = post(&s, "/hooks/contio/events", &[], BODY).await;
+    assert_eq!(resp.headers()["www-authenticate"], "Webhook");
     refused(resp, 401, "invalid_signature").await;
     // A bearer token is no substitute for the signature.
     let h = [("authorization", "Bearer abc.def.ghi".to_string())];

@@ -241,6 +241,9 @@ impl Problem {
                 "Bearer error=\"insufficient_scope\", scope={}",
                 quoted(scopes)
             ),
+            // A webhook 401 names what is missing in its code; the challenge says a signature
+            // is what this route takes (no registered scheme exists, as for API keys).
+            Reject::Webhook(e) if e.is_unauthorized() => "Webhook".to_string(),
             _ => return self,
         };
         self.with(name, value)

@@ -97,6 +97,23 @@ pub enum WebhookError {
     },
 }
 
+impl WebhookError {
+    /// True for the refusals answered `401` (they carry a `WWW-Authenticate: Webhook` challenge).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            WebhookError::MissingSignature(_)
+                | WebhookError::MalformedSignature(_)
+                | WebhookError::InvalidSignature
+                | WebhookError::MissingTimestamp(_)
+                | WebhookError::MalformedTimestamp(_)
+                | WebhookError::OutOfWindow(_)
+                | WebhookError::MissingId(_)
+                | WebhookError::Replayed
+        )
+    }
+}
+
 impl From<WebhookError> for crate::error::Reject {
     fn from(e: WebhookError) -> Self {
         crate::error::Reject::Webhook(e)
