@@ -515,3 +515,38 @@ async fn standard_webhooks_verify_by_id_and_any_v1_signature() {
     .await;
     assert_eq!(s.up.count(), 1);
 }
+
+#[tokio::test]
+async fn a_reload_does_not_reopen_a_replay_window() {
+    let s = setup().await;
+    let ts = T0.to_string();
+    let sig = contio_signature(OLD, &ts, BODY);
+    assert_eq!(contio(&s, &ts, &sig, BODY).await.status(), 200);
+    s.gw.gw.reload().await.expect("the same config reloads");
+    refused(contio(&s, &ts, &sig, BODY).await, 401, "replayed_webhook").await;
+    assert_eq!(s.up.count(), 1);
+}
+
+/// HTTP/2 carries the body in DATA frames: the signature covers the same bytes.
+#[tokio::test]
+async fn a_valid_webhook_over_http2_is_forwarded_exactly() {
+    let s = setup().await;
+    let ts = T0.to_string();
+    let body = b"{\"h2\":  true}";
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .post(s.gw.url("/hooks/contio/h2"))
+        .header("x-contio-timestamp", ts.as_str())
+        .header("x-contio-signature", contio_signature(NEW, &ts, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.up.last().body, body);
+}
