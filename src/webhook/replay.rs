@@ -3,12 +3,13 @@
 //!
 //! The key is a SHA-256 of the inbound scheme's name and the webhook id (when the scheme has
 //! one) or the verified signature. In memory by default (kept across reloads in
-//! `config::Shared`, bounded: expired entries are swept when the map grows, and past the cap a
-//! new webhook is refused rather than forgetting a live one); with `[state] backend = "redis"`,
-//! one `SET key 1 NX EX ttl` per webhook, atomic across instances. A Redis failure refuses the
+//! `config::Shared`, bounded: expired entries are swept every 4096 inserts and at the cap, past
+//! which a new webhook is refused rather than forgetting a live one); with
+//! `[state] backend = "redis"`, one `SET key 1 NX EX ttl` per webhook, atomic across instances. A Redis failure refuses the
 //! webhook (503): accepting it could accept a replay.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,8 @@ use crate::state::RedisState;
 
 /// Default cap on remembered webhooks in memory.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+/// Expired entries are swept once per this many inserts (amortized O(1) per webhook).
+const SWEEP_EVERY: u64 = 4096;
 
 /// A remembered webhook's key.
 pub type ReplayKey = [u8; 32];
@@ -46,6 +49,7 @@ pub enum Seen {
 pub struct MemoryReplay {
     entries: DashMap<ReplayKey, u64>,
     max_entries: usize,
+    inserts: AtomicU64,
 }
 
 impl Default for MemoryReplay {
@@ -61,11 +65,16 @@ impl MemoryReplay {
         Self {
             entries: DashMap::new(),
             max_entries,
+            inserts: AtomicU64::new(0),
         }
     }
 
     /// Remembers `key` until Unix second `until` (now = `now`).
     pub fn remember(&self, key: ReplayKey, now: u64, until: u64) -> Seen {
+        let n = self.inserts.fetch_add(1, Ordering::Relaxed);
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.entries.retain(|_, exp| *exp >= now);
+        }
         if self.entries.len() >= self.max_entries {
             self.entries.retain(|_, exp| *exp >= now);
             if self.entries.len() >= self.max_entries {
@@ -170,5 +179,19 @@ mod tests {
         assert_eq!(m.remember(key("a", b"1"), 111, 120), Seen::New);
         m.forget(&key("b", b"1"));
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_without_reaching_the_cap() {
+        let m = MemoryReplay::new(usize::MAX);
+        for i in 0..SWEEP_EVERY {
+            assert_eq!(m.remember(key("a", &i.to_le_bytes()), 100, 110), Seen::New);
+        }
+        // The insert that completes a sweep period at a later time drops every expired entry.
+        let late = (SWEEP_EVERY * 2).to_le_bytes();
+        for i in 0..SWEEP_EVERY {
+            m.remember(key("b", &[&late[..], &i.to_le_bytes()].concat()), 200, 210);
+        }
+        assert_eq!(m.len() as u64, SWEEP_EVERY);
     }
 }
