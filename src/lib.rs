@@ -5,8 +5,9 @@
 //! ```text
 //! accept (TLS?) -> request id -> request checks (framing, 414/431, method, Host, `_` names,
 //!   Via loop) -> route match (path rules) -> client IP -> rate limit (route class)
-//!   -> authenticate (route policy: bearer JWT | API-key pair | none; mixed = refused)
-//!   -> authorize (scopes) -> forward upstream (streaming) -> response
+//!   -> authenticate (route policy: bearer JWT | API-key pair | webhook | none; mixed = refused)
+//!   -> authorize (scopes) -> webhook signature (webhook routes: buffered, verified, replay)
+//!   -> forward upstream (streaming) -> response
 //!   any Reject -> Problem (status, code, description, headers) -> envelope of the route class
 //! ```
 //!
@@ -42,6 +43,7 @@ pub mod route;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod webhook;
 
 /// Installs the process-wide crypto providers (aws-lc-rs) for rustls and jsonwebtoken. Call once
 /// at start-up and in every test binary: with none installed, both panic on first use.

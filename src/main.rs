@@ -79,6 +79,25 @@ enum Command {
         #[arg(long)]
         public: bool,
     },
+    /// Reads a webhook secret from standard input and prints the signed headers for a body file
+    /// (`curl -H @headers.txt --data-binary @BODY`).
+    SignWebhook {
+        /// File with the exact body bytes.
+        #[arg(long)]
+        body: PathBuf,
+        /// Config file with the scheme; without it, the Standard Webhooks preset.
+        #[arg(long, requires = "webhook")]
+        config: Option<PathBuf>,
+        /// The `[webhooks.inbound.NAME]` or `[webhooks.outbound.NAME]` section.
+        #[arg(long, requires = "config")]
+        webhook: Option<String>,
+        /// Webhook id (default: a fresh msg_...).
+        #[arg(long)]
+        id: Option<String>,
+        /// Unix timestamp (default: now).
+        #[arg(long)]
+        timestamp: Option<u64>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +131,19 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::SignWebhook {
+            body,
+            config,
+            webhook,
+            id,
+            timestamp,
+        } => sign_webhook(portcullis::webhook::cli::SignArgs {
+            config,
+            webhook,
+            body,
+            id,
+            timestamp,
+        }),
         Command::NewClient {
             name,
             grant_types,
@@ -171,6 +203,31 @@ fn hash_secret() -> ExitCode {
     match portcullis::auth::hash_secret(secret.trim_end_matches(['\r', '\n'])) {
         Ok(hash) => {
             println!("key_hash = \"{hash}\"");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sign_webhook(args: portcullis::webhook::cli::SignArgs) -> ExitCode {
+    use portcullis::clock::Clock;
+    use std::io::Read;
+    let mut secret = Vec::new();
+    if std::io::stdin()
+        .take(64 * 1024)
+        .read_to_end(&mut secret)
+        .is_err()
+    {
+        eprintln!("error: write the secret on standard input");
+        return ExitCode::FAILURE;
+    }
+    let now = SystemClock::new().unix_secs();
+    match portcullis::webhook::cli::sign_webhook(&args, &secret, now) {
+        Ok(headers) => {
+            print!("{headers}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -137,7 +137,60 @@ async fn run<'a>(
     auth::authorize(principal.as_ref(), &route.spec.scopes)?;
     ctx.principal = principal;
     check_declared_length(req.headers(), route.spec.max_body_bytes)?;
-    forward(snap, route, conn, req, &path, ctx).await
+    let (parts, incoming) = req.into_parts();
+    let body = verify_webhook(snap, route, &parts.headers, incoming).await?;
+    let key = body.replay_key();
+    let resp = forward(snap, route, conn, parts, body, &path, ctx).await;
+    // Decided before awaiting: a response body is not `Sync`, so no reference to it may be held.
+    let delivered = resp.as_ref().is_ok_and(|r| !r.status().is_server_error());
+    settle_webhook(route, key, delivered).await;
+    resp
+}
+
+/// A request body: streamed as it arrives, or already buffered and verified (webhook routes).
+enum RequestBody {
+    Streaming(Incoming),
+    Verified(crate::webhook::Verified),
+}
+
+impl RequestBody {
+    fn replay_key(&self) -> Option<crate::webhook::replay::ReplayKey> {
+        match self {
+            RequestBody::Streaming(_) => None,
+            RequestBody::Verified(v) => Some(v.key),
+        }
+    }
+}
+
+/// `auth = "webhook"` routes: the body is buffered under the scheme's cap and its signature,
+/// timestamp and freshness checked before anything is forwarded.
+async fn verify_webhook(
+    snap: &Snapshot,
+    route: &Route,
+    headers: &HeaderMap,
+    incoming: Incoming,
+) -> Result<RequestBody, Reject> {
+    let Some(scheme) = &route.webhook else {
+        return Ok(RequestBody::Streaming(incoming));
+    };
+    let idle = snap.config.limits.body_idle_timeout;
+    let verified = scheme
+        .verify(headers, incoming, route.spec.max_body_bytes, idle)
+        .await?;
+    Ok(RequestBody::Verified(verified))
+}
+
+/// A verified webhook the upstream did not take (no answer, or 5xx) is forgotten by replay
+/// memory, so the sender's retry of it is accepted.
+async fn settle_webhook(
+    route: &Route,
+    key: Option<crate::webhook::replay::ReplayKey>,
+    delivered: bool,
+) {
+    let (Some(scheme), Some(key)) = (&route.webhook, key) else {
+        return;
+    };
+    scheme.settle(key, delivered).await;
 }
 
 fn request_host(req: &Request<Incoming>) -> Option<&str> {
@@ -234,20 +287,24 @@ async fn forward(
     snap: &Snapshot,
     route: &Route,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    mut parts: http::request::Parts,
+    body: RequestBody,
     path: &str,
     ctx: &Ctx<'_>,
 ) -> Result<Response<Body>, Reject> {
-    let (mut parts, incoming) = req.into_parts();
     let limits = &snap.config.limits;
     let state = Arc::new(BodyState::default());
     let limit = body_limit(snap, route);
-    let body = boxed(CappedBody::new(
-        incoming,
-        limit,
-        limits.body_idle_timeout,
-        state.clone(),
-    ));
+    let body = match body {
+        RequestBody::Streaming(incoming) => boxed(CappedBody::new(
+            incoming,
+            limit,
+            limits.body_idle_timeout,
+            state.clone(),
+        )),
+        // The exact bytes that were verified.
+        RequestBody::Verified(v) => full(v.body),
+    };
     rewrite_headers(&mut parts, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
@@ -281,6 +338,14 @@ async fn forward(
                 .to_bytes();
             let resp = Box::pin(svc.handle(Request::from_parts(parts, bytes))).await;
             Ok(resp.map(full))
+        }
+        Target::WebhookOut(sender) => {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| too_large(e.to_string()))?
+                .to_bytes();
+            sender.deliver(&parts.headers, bytes).await
         }
         Target::Http(up) => {
             parts.uri = up.uri_for(path, query.as_deref())?;

@@ -283,3 +283,58 @@ async fn admin_rate_limit_answers_the_documented_429_body() {
     );
     assert_eq!(e["request_id"], id.as_str());
 }
+
+/// The guide's "Webhook Verification": a partner app checks X-Contio-Timestamp (within 5
+/// minutes) and X-Contio-Signature = hex HMAC-SHA256 of `timestamp + "." + body` under the
+/// secret's UTF-8 bytes, compared in constant time. What the gateway sends passes that check,
+/// and only the registered partner URL is ever called.
+#[tokio::test]
+async fn webhooks_to_partner_apps_pass_the_guides_verification() {
+    use hmac::{Hmac, KeyInit, Mac};
+    let receiver = Upstream::start().await;
+    let text = example_text("contio.toml").replace(
+        "https://your-app.com/webhooks/contio",
+        &format!("http://{}/webhooks/contio", receiver.addr),
+    );
+    let gw = gateway(&text).await;
+    let secret = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/contio-webhook.secret"),
+    )
+    .unwrap();
+    let event = br#"{"type":"action_item_created","data":{"id":"ai_1","title":"Send notes"}}"#;
+    let send = |dest: &'static str| {
+        client()
+            .post(gw.url("/internal/webhooks"))
+            .header("host", "gateway.internal")
+            .header("content-type", "application/json")
+            .header("x-webhook-destination", dest)
+            .body(event.to_vec())
+            .send()
+    };
+    let resp = send("partner-app").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = receiver.last();
+    assert_eq!(seen.path, "/webhooks/contio");
+    assert_eq!(seen.body, event);
+    let ts = seen.headers["x-contio-timestamp"].to_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(ts.parse().unwrap()) <= 300);
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.trim_end().as_bytes()).unwrap();
+    mac.update(format!("{ts}.{}", std::str::from_utf8(event).unwrap()).as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(seen.headers["x-contio-signature"], expected.as_str());
+    // A URL that is not registered is refused, and nothing is called.
+    let resp = send("https://attacker.example/collect").await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(json(resp).await["code"], "destination_not_allowed");
+    assert_eq!(receiver.count(), 1);
+}

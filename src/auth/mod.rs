@@ -54,6 +54,8 @@ pub enum AuthPolicy {
     ApiKey,
     /// Either style, but one request carries only one.
     BearerOrApiKey,
+    /// A webhook signature (`webhook::Inbound`), checked instead of any credential.
+    Webhook,
 }
 
 /// How the caller authenticated.
@@ -66,13 +68,15 @@ pub enum AuthMethod {
 }
 
 impl AuthPolicy {
-    /// Parses a route's `auth` value: `none`, `bearer`, `api_key`, `bearer_or_api_key`.
+    /// Parses a route's `auth` value: `none`, `bearer`, `api_key`, `bearer_or_api_key`,
+    /// `webhook`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "none" => Some(AuthPolicy::None),
             "bearer" => Some(AuthPolicy::Bearer),
             "api_key" => Some(AuthPolicy::ApiKey),
             "bearer_or_api_key" => Some(AuthPolicy::BearerOrApiKey),
+            "webhook" => Some(AuthPolicy::Webhook),
             _ => None,
         }
     }
@@ -417,12 +421,13 @@ impl Authenticator {
         if has_bearer && (has_api_key || has_client_id) {
             return Err(AuthError::MixedCredentials);
         }
-        if policy == AuthPolicy::None {
+        // A webhook route's proof is its signature (`webhook::Inbound::verify`), never a token.
+        if matches!(policy, AuthPolicy::None | AuthPolicy::Webhook) {
             return Ok(None);
         }
         check_single_credentials(headers, keys, query)?;
         match policy {
-            AuthPolicy::None => Ok(None),
+            AuthPolicy::None | AuthPolicy::Webhook => Ok(None),
             AuthPolicy::Bearer => self.bearer(headers, providers).await.map(Some),
             AuthPolicy::ApiKey => self.api_key(keys, headers).await.map(Some),
             AuthPolicy::BearerOrApiKey => {

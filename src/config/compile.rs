@@ -41,6 +41,9 @@ pub struct Shared {
     pub check_only: bool,
     /// Clients and apps created through the admin API (the view outlives reloads).
     pub credentials: Arc<crate::credentials::RuntimeCredentials>,
+    /// Webhook replay memory when no shared backend is configured (outlives reloads, so a
+    /// reload never reopens a replay window).
+    pub replay: Arc<crate::webhook::MemoryReplay>,
 }
 
 impl Shared {
@@ -55,6 +58,7 @@ impl Shared {
             state: Arc::new(OnceLock::new()),
             check_only: false,
             credentials: Arc::default(),
+            replay: Arc::default(),
         }
     }
 
@@ -100,6 +104,8 @@ pub enum Target {
     Echo,
     /// The built-in OAuth token service.
     OAuth,
+    /// Signed delivery to an allow-listed webhook destination.
+    WebhookOut(Arc<crate::webhook::Outbound>),
 }
 
 /// A route ready for requests.
@@ -119,6 +125,8 @@ pub struct Route {
     pub target: Target,
     /// JWT providers a bearer token may come from.
     pub providers: ProviderSet,
+    /// `auth = "webhook"`: the scheme every request must be signed with.
+    pub webhook: Option<Arc<crate::webhook::Inbound>>,
 }
 
 /// One immutable view of the config; each request holds one for its whole life.
@@ -143,6 +151,8 @@ pub struct Snapshot {
     pub limiter: Limiter,
     /// The credential API of the admin listener (`[[admin.tokens]]`; off without tokens).
     pub admin_api: crate::admin_api::settings::AdminApiSettings,
+    /// Inbound webhook schemes and outbound senders.
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -175,11 +185,26 @@ pub fn compile(
         idle_per_host: v.limits.upstream_pool_idle_per_host,
         idle_timeout: v.limits.upstream_pool_idle_timeout,
     };
+    let webhooks = crate::webhook::Webhooks::build(
+        raw.webhooks.as_ref(),
+        &crate::webhook::BuildContext {
+            clock: shared.clock.clone(),
+            memory: shared.replay.clone(),
+            redis: redis.clone(),
+            pools: &shared.pools,
+            pool_settings: settings,
+        },
+        d,
+    );
     let mut targets = Vec::with_capacity(v.upstreams.len());
     for u in &v.upstreams {
         let t = match &u.target {
             UpstreamTarget::Echo => Target::Echo,
             UpstreamTarget::OAuth => Target::OAuth,
+            // A missing sender failed its own compile (reported there).
+            UpstreamTarget::WebhookOut(name) => webhooks
+                .outbound(name)
+                .map_or(Target::Echo, Target::WebhookOut),
             UpstreamTarget::Http(uri) => {
                 match shared.pools.get(uri, u.ca_file.as_deref(), settings) {
                     Ok(up) => Target::Http(Box::new(up)),
@@ -209,6 +234,7 @@ pub fn compile(
             upstream_name: v.upstreams[spec.upstream].name.clone(),
             target: targets[spec.upstream].clone(),
             providers: auth.route_providers(index),
+            webhook: spec.webhook.as_deref().and_then(|w| webhooks.inbound(w)),
         };
         routes.insert(
             spec.prefix.clone(),
@@ -247,6 +273,7 @@ pub fn compile(
         oauth,
         limiter,
         admin_api,
+        webhooks,
         config: v,
     })
 }

@@ -22,6 +22,7 @@ pub fn notes(snap: &Snapshot) -> Vec<String> {
     if let Some(svc) = &snap.oauth {
         out.extend(svc.notes());
     }
+    out.extend(snap.webhooks.relaxations());
     out
 }
 

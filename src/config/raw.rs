@@ -52,6 +52,8 @@ pub struct RawConfig {
     /// `Via`, loop detection, headers stripped from untrusted peers (owned by `proxy::forwarding`).
     #[serde(default)]
     pub forwarding: crate::proxy::forwarding::RawForwarding,
+    /// Inbound verification schemes and outbound senders (owned by `webhook`).
+    pub webhooks: Option<crate::webhook::RawWebhooks>,
 }
 
 /// `[server]`
@@ -162,6 +164,8 @@ pub struct Upstream {
     /// PEM file of the CA certificates trusted for an `https` upstream (instead of the public
     /// web roots), e.g. an internal CA.
     pub ca_file: Option<SString>,
+    /// `kind = "webhook_out"`: the `[webhooks.outbound.NAME]` sender that delivers.
+    pub webhook: Option<SString>,
 }
 
 /// `[[routes]]`
@@ -176,7 +180,7 @@ pub struct Route {
     pub methods: Option<Vec<SString>>,
     /// Route class name.
     pub class: SString,
-    /// `"none"`, `"bearer"`, `"api_key"` or `"bearer_or_api_key"`.
+    /// `"none"`, `"bearer"`, `"api_key"`, `"bearer_or_api_key"` or `"webhook"`.
     pub auth: Option<SString>,
     /// Scopes a token or app must all hold.
     #[serde(default)]
@@ -196,6 +200,8 @@ pub struct Route {
     /// JWT providers a bearer route accepts (names of `[jwt.providers.NAME]`, `"oauth"`,
     /// `"default"`); all configured providers when absent.
     pub providers: Option<Vec<SString>>,
+    /// `auth = "webhook"`: the `[webhooks.inbound.NAME]` scheme requests must be signed with.
+    pub webhook: Option<SString>,
 }
 
 /// `[rate_limit]`

@@ -21,12 +21,13 @@ fn auth_policy(s: Option<&SString>, key: &str, d: &mut Diagnostics) -> AuthPolic
         "bearer" => AuthPolicy::Bearer,
         "api_key" => AuthPolicy::ApiKey,
         "bearer_or_api_key" => AuthPolicy::BearerOrApiKey,
+        "webhook" => AuthPolicy::Webhook,
         other => {
             d.push(
                 span(s),
                 key,
                 format!("unknown auth policy \"{other}\""),
-                "use \"none\", \"bearer\", \"api_key\" or \"bearer_or_api_key\"",
+                "use \"none\", \"bearer\", \"api_key\", \"bearer_or_api_key\" or \"webhook\"",
             );
             AuthPolicy::None
         }
@@ -110,6 +111,7 @@ pub(super) fn routes(
             d.push(span(&r.path), format!("{key}.path"), format!("duplicate route: another route already has path \"{}\" with the same host and methods", r.path.get_ref()), "remove one of the two routes, or give them different hosts or methods");
         }
         let api_key = route_key_headers(r, auth, &key, d);
+        let webhook = route_webhook(raw, r, auth, &key, d);
         let (Some(class), Some(upstream)) = (class, upstream) else {
             continue;
         };
@@ -131,6 +133,7 @@ pub(super) fn routes(
             strip_credentials: r.strip_credentials.unwrap_or(true),
             allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),
             api_key,
+            webhook,
         });
     }
     out
@@ -158,4 +161,45 @@ fn route_key_headers(
         &format!("{key}.api_key_headers"),
         d,
     )
+}
+
+/// The inbound scheme of an `auth = "webhook"` route (`webhook = "NAME"`); the key is refused
+/// on other routes, and a webhook route without one is an error.
+fn route_webhook(
+    raw: &RawConfig,
+    r: &raw::Route,
+    auth: AuthPolicy,
+    key: &str,
+    d: &mut Diagnostics,
+) -> Option<String> {
+    let names: Vec<&str> = raw
+        .webhooks
+        .as_ref()
+        .map(|w| w.inbound.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    match (&r.webhook, auth) {
+        (Some(w), AuthPolicy::Webhook) => {
+            reference(w, &names, &format!("{key}.webhook"), "webhooks.inbound", d)
+                .map(|i| names[i].to_string())
+        }
+        (Some(w), _) => {
+            d.push(
+                span(w),
+                format!("{key}.webhook"),
+                "webhook applies only to routes with auth = \"webhook\"",
+                "set auth = \"webhook\" (a webhook route takes no other credentials), or remove webhook",
+            );
+            None
+        }
+        (None, AuthPolicy::Webhook) => {
+            d.push(
+                span(&r.path),
+                format!("{key}.webhook"),
+                "a route with auth = \"webhook\" names no scheme",
+                "add webhook = \"NAME\" naming a [webhooks.inbound.NAME] section",
+            );
+            None
+        }
+        (None, _) => None,
+    }
 }

@@ -82,6 +82,8 @@ pub enum UpstreamTarget {
     Echo,
     /// The gateway's own OAuth token service (`[oauth]`).
     OAuth,
+    /// Signed delivery by the `[webhooks.outbound.NAME]` sender of this name.
+    WebhookOut(String),
 }
 
 /// An upstream.
@@ -125,6 +127,8 @@ pub struct RouteSpec {
     pub allow_encoded_slashes: bool,
     /// Headers carrying API keys on this route.
     pub api_key: KeyHeaders,
+    /// `auth = "webhook"`: the `[webhooks.inbound.NAME]` scheme.
+    pub webhook: Option<String>,
 }
 
 /// Names of the identity headers sent to backends.
@@ -250,7 +254,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         }
         None => Some(0),
     };
-    let upstreams = upstreams(&raw.upstreams, &base, d);
+    let upstreams = upstreams(raw, &base, d);
     let routes = routes(raw, &classes, &upstreams, &limits, d);
     let rate_limit = rate_limit_settings(&raw.rate_limit, d);
     let identity = identity(&raw.identity, d);
@@ -530,10 +534,11 @@ fn classes(raw: &BTreeMap<String, Spanned<raw::Class>>, d: &mut Diagnostics) -> 
 }
 
 fn upstreams(
-    raw: &BTreeMap<String, Spanned<raw::Upstream>>,
+    raw_config: &RawConfig,
     base: &std::path::Path,
     d: &mut Diagnostics,
 ) -> Vec<UpstreamSpec> {
+    let raw = &raw_config.upstreams;
     raw.iter()
         .map(|(name, u)| {
             let key = format!("upstreams.{name}");
@@ -561,6 +566,16 @@ fn upstreams(
                     UpstreamTarget::Echo
                 }
                 ("http", Some(url)) => http_url(url, &format!("{key}.url"), d),
+                ("webhook_out", None) => webhook_out(raw_config, u_ref, &key, d),
+                ("webhook_out", Some(url)) => {
+                    d.push(
+                        span(url),
+                        format!("{key}.url"),
+                        "a webhook_out upstream takes no url",
+                        "list the URLs in [webhooks.outbound.NAME] destinations; the request picks one",
+                    );
+                    UpstreamTarget::Echo
+                }
                 ("http", None) => {
                     d.push(
                         span(u),
@@ -576,11 +591,19 @@ fn upstreams(
                         at,
                         format!("{key}.kind"),
                         format!("unknown upstream kind \"{other}\""),
-                        "use \"http\", \"echo\" or \"oauth\"",
+                        "use \"http\", \"echo\", \"oauth\" or \"webhook_out\"",
                     );
                     UpstreamTarget::Echo
                 }
             };
+            if let (Some(w), false) = (&u_ref.webhook, kind == "webhook_out") {
+                d.push(
+                    span(w),
+                    format!("{key}.webhook"),
+                    "webhook applies only to an upstream with kind = \"webhook_out\"",
+                    "remove `webhook`, or set `kind = \"webhook_out\"`",
+                );
+            }
             let ca_file = u_ref.ca_file.as_ref().map(|ca| {
                 let https =
                     matches!(&target, UpstreamTarget::Http(u) if u.scheme_str() == Some("https"));
@@ -601,6 +624,33 @@ fn upstreams(
             }
         })
         .collect()
+}
+
+/// A `kind = "webhook_out"` upstream: its `webhook` names a `[webhooks.outbound.NAME]`.
+fn webhook_out(
+    raw: &RawConfig,
+    u: &raw::Upstream,
+    key: &str,
+    d: &mut Diagnostics,
+) -> UpstreamTarget {
+    let names: Vec<&str> = raw
+        .webhooks
+        .as_ref()
+        .map(|w| w.outbound.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let Some(w) = &u.webhook else {
+        d.push(
+            None,
+            format!("{key}.webhook"),
+            "a webhook_out upstream names no sender",
+            "add webhook = \"NAME\" naming a [webhooks.outbound.NAME] section",
+        );
+        return UpstreamTarget::Echo;
+    };
+    match reference(w, &names, &format!("{key}.webhook"), "webhooks.outbound", d) {
+        Some(i) => UpstreamTarget::WebhookOut(names[i].to_string()),
+        None => UpstreamTarget::Echo,
+    }
 }
 
 fn http_url(url: &SString, key: &str, d: &mut Diagnostics) -> UpstreamTarget {
@@ -635,6 +685,8 @@ pub(super) fn reference(
     if found.is_none() {
         let table = if what == "class" {
             "classes"
+        } else if what.starts_with("webhooks.") {
+            what
         } else {
             "upstreams"
         };

@@ -18,7 +18,7 @@ use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::SString;
 
 /// Every code the gateway itself answers with (DESIGN section 7), for validating overrides.
-pub const CODES: [&str; 21] = [
+pub const CODES: [&str; 27] = [
     "invalid_request",
     "unauthorized",
     "missing_authorization",
@@ -40,6 +40,12 @@ pub const CODES: [&str; 21] = [
     "bad_gateway",
     "service_unavailable",
     "upstream_timeout",
+    "invalid_signature",
+    "invalid_timestamp",
+    "timestamp_out_of_window",
+    "replayed_webhook",
+    "destination_not_allowed",
+    "webhook_delivery_failed",
 ];
 
 /// A class's envelope: its style, the codes answered in another style, overridden texts.

@@ -60,6 +60,8 @@ pub enum Reject {
         /// Seconds after which to retry (>= 1).
         retry_after_secs: u64,
     },
+    /// A webhook refused (signature, timestamp, replay) or not delivered.
+    Webhook(crate::webhook::WebhookError),
     /// A bug or an unexpected failure; never a panic. The text is logged, not sent.
     Internal(String),
 }
@@ -167,6 +169,7 @@ impl Reject {
                 "The upstream service sent an invalid response.",
             ),
             Reject::Auth(e) => auth_problem(e),
+            Reject::Webhook(e) => webhook_problem(e),
             Reject::RateLimited { retry_after_secs } => Problem::new(
                 S::TOO_MANY_REQUESTS,
                 "rate_limit_exceeded",
@@ -238,6 +241,9 @@ impl Problem {
                 "Bearer error=\"insufficient_scope\", scope={}",
                 quoted(scopes)
             ),
+            // A webhook 401 names what is missing in its code; the challenge says a signature
+            // is what this route takes (no registered scheme exists, as for API keys).
+            Reject::Webhook(e) if e.is_unauthorized() => "Webhook".to_string(),
             _ => return self,
         };
         self.with(name, value)
@@ -340,6 +346,73 @@ fn auth_problem(e: &AuthError) -> Problem {
             S::BAD_REQUEST,
             "invalid_request",
             "Send either a bearer token or an API key, not both.",
+        ),
+    }
+}
+
+fn webhook_problem(e: &crate::webhook::WebhookError) -> Problem {
+    use crate::webhook::WebhookError as W;
+    use StatusCode as S;
+    let signature = |why: String| Problem::new(S::UNAUTHORIZED, "invalid_signature", why);
+    let timestamp = |why: String| Problem::new(S::UNAUTHORIZED, "invalid_timestamp", why);
+    match e {
+        W::Repeated(h) => Problem::new(
+            S::BAD_REQUEST,
+            "invalid_request",
+            format!("Send the {h} header once, with one value."),
+        ),
+        W::MissingSignature(h) => signature(format!("Missing {h} header. Sign the webhook.")),
+        W::MalformedSignature(why) => {
+            signature(format!("The webhook signature is malformed: {why}."))
+        }
+        W::InvalidSignature => signature("The webhook signature does not match the body.".into()),
+        W::MissingId(h) => signature(format!(
+            "Missing or malformed {h} header; it is part of the signed payload."
+        )),
+        W::MissingTimestamp(h) => timestamp(format!("Missing {h} header.")),
+        W::MalformedTimestamp(h) => timestamp(format!(
+            "The {h} header must be the Unix time in seconds, digits only."
+        )),
+        W::OutOfWindow(secs) => Problem::new(
+            S::UNAUTHORIZED,
+            "timestamp_out_of_window",
+            format!("The webhook timestamp is more than {secs} seconds from the gateway's clock."),
+        ),
+        W::Replayed => Problem::new(
+            S::UNAUTHORIZED,
+            "replayed_webhook",
+            "This webhook was already received; it is accepted once.",
+        ),
+        W::ReplayUnavailable => Problem::new(
+            S::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Webhooks cannot be checked for replay right now. Retry later.",
+        )
+        .with(http::header::RETRY_AFTER, "1"),
+        W::MissingDestination(h) => Problem::new(
+            S::BAD_REQUEST,
+            "invalid_request",
+            format!("Missing {h} header. Name an allow-listed destination."),
+        ),
+        W::DestinationNotAllowed => Problem::new(
+            S::FORBIDDEN,
+            "destination_not_allowed",
+            "The destination is not on this route's allow-list.",
+        ),
+        W::DeliveryFailed {
+            attempts,
+            last_status,
+        } => Problem::new(
+            S::BAD_GATEWAY,
+            "webhook_delivery_failed",
+            match last_status {
+                Some(s) => format!(
+                    "The webhook was not delivered after {attempts} attempts; the last answer was HTTP {s}."
+                ),
+                None => format!(
+                    "The webhook was not delivered after {attempts} attempts; the destination could not be reached."
+                ),
+            },
         ),
     }
 }

@@ -29,6 +29,8 @@ pub struct Seen {
     pub query: Option<String>,
     pub headers: http::HeaderMap,
     pub body_len: usize,
+    /// The body bytes as received (after chunked decoding), up to the first 4 MiB.
+    pub body: Vec<u8>,
 }
 
 /// A real HTTP/1.1 upstream that records requests. Paths choose behaviour:
@@ -93,12 +95,16 @@ async fn upstream_handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, mut body) = req.into_parts();
     let mut len = 0;
+    let mut bytes = Vec::new();
     while let Some(Ok(frame)) = body.frame().await {
         if let Some(d) = frame.data_ref() {
             if len == 0 && !d.is_empty() {
                 notify.notify_one();
             }
             len += d.len();
+            if bytes.len() < 4 << 20 {
+                bytes.extend_from_slice(d);
+            }
         }
     }
     let path = parts.uri.path().to_string();
@@ -108,6 +114,7 @@ async fn upstream_handle(
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers.clone(),
         body_len: len,
+        body: bytes,
     });
     if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;

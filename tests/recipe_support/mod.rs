@@ -27,6 +27,10 @@ pub fn example_text(name: &str) -> String {
     text.replace("\"127.0.0.1:8080\"", "\"127.0.0.1:0\"")
         .replace("127.0.0.1:9001", "{UPSTREAM}")
         .replace("\"../config/demo/oauth-es256.pem\"", &format!("{:?}", key))
+        .replace(
+            "file:../config/demo/",
+            &format!("file:{}/config/demo/", root.display()),
+        )
 }
 
 /// Starts `examples/NAME` in front of a fresh upstream.
