@@ -34,9 +34,15 @@ pub const TARGETS: [(&str, Target); 7] = [
 /// Path normalization: a normalized path is absolute, normalizes to itself, survives the URI
 /// parser unchanged (so the forwarded path is the matched path), and holds no refused form.
 pub fn path_normalization(data: &[u8]) {
-    let Ok(raw) = std::str::from_utf8(data) else {
+    let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // What the gateway normalizes is `Uri::path()`: never a `?` or `#` (a query or fragment of
+    // the input is split off here, as the URI parser does for a request).
+    let Ok(target) = http::uri::PathAndQuery::try_from(text) else {
+        return;
+    };
+    let raw = target.path();
     let Ok(norm) = normalize_path(raw) else {
         return;
     };
