@@ -11,6 +11,7 @@ pub mod notes;
 pub mod raw;
 mod routes;
 pub mod units;
+mod upstreams;
 pub mod validate;
 
 use std::ops::Range;
