@@ -2,7 +2,8 @@
 //! token and with the strict CSP, `X-Frame-Options: DENY`, `nosniff` and `no-referrer`; every
 //! module the page imports is served as JavaScript; assets revalidate by ETag; the API the
 //! console calls still needs the operator token; the console is not on the public listener;
-//! the dashboard's 429-per-class series is in `/metrics`.
+//! the dashboard's 429-per-class series is in `/metrics`; the shipped example config with the
+//! README's demo operator token goes from start to a working client credential.
 
 mod admin_api_support;
 mod common;
@@ -277,4 +278,88 @@ async fn the_dashboard_reads_429s_per_class_from_metrics() {
     assert_eq!(s, 200);
     assert_eq!(read(&after), Some(1.0), "{after}");
     assert_eq!(up.count(), 2);
+}
+
+/// The demo operator token the README prints (`OPS=...` in the quick start).
+fn readme_demo_token() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("OPS=pat_"))
+        .expect("the README quick start prints OPS=<demo operator token>");
+    line["OPS=".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_example_config_takes_a_new_user_from_serve_to_a_working_client_credential() {
+    // config/portcullis.toml as shipped, on free ports, its store in a temp dir.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = temp_dir("example-console");
+    let text = std::fs::read_to_string(format!("{root}/config/portcullis.toml"))
+        .unwrap()
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "\"demo/oauth-es256.pem\"",
+            &format!("\"{root}/config/demo/oauth-es256.pem\""),
+        )
+        .replace(
+            "\"data/portcullis.db\"",
+            &format!("\"{}/portcullis.db\"", dir.display()),
+        );
+    assert!(
+        text.contains("[admin]\nlisten = \"127.0.0.1:9091\""),
+        "the example has the admin listener"
+    );
+    let gw = gateway(&text, None).await;
+    let admin = admin_listener(&gw.gw).await;
+    let c = client();
+    let ops = readme_demo_token();
+    // The console is there, and the README's demo token signs in with write scope.
+    let (s, _, _) = get(&c, &format!("{admin}/console/")).await;
+    assert_eq!(s, 200);
+    let (s, _, v) = call(&c, &admin, "GET", "/admin/v1/operator", Some(&ops), None).await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("write")), "{v}");
+    // What the console's create form sends, then the README's curl for a token.
+    let body = r#"{"name":"Acme reporting","scopes":["meetings:read"],"type":"confidential","grant_types":["client_credentials"],"redirect_uris":[]}"#;
+    let (s, _, v) = call(
+        &c,
+        &admin,
+        "POST",
+        "/admin/v1/clients",
+        Some(&ops),
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (id, secret) = (
+        v["client_id"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+    );
+    let r = c
+        .post(gw.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=meetings:read")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = json(r).await["access_token"].as_str().unwrap().to_string();
+    let r = c
+        .get(gw.url("/v1/partner/user/meetings"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo = json(r).await;
+    assert!(
+        echo.to_string().contains(id),
+        "the echo backend sees the new client: {echo}"
+    );
 }

@@ -3,8 +3,8 @@
 //! create with an inline validation message, the secret shown once (copy, "I have stored it"),
 //! a token obtained over HTTP with the new credentials, rotate (the old secret refused), suspend
 //! (the live token refused), the audit trail, delete behind its confirmation (the credential
-//! refused), a phone-width list and the refused and read-only token states. A PNG of each page
-//! goes to `target/console-screenshots/`.
+//! refused), a phone-width list, and the refused-token, read-only-token and API-off states.
+//! A PNG of each page goes to `target/console-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test fails under CI (the
 //! `CI` variable set) and otherwise prints a loud skip line.
@@ -329,6 +329,34 @@ async fn flow(e: &Env, c: &Client) {
     text_of(c, "dl.facts", |t| t.contains(&id) && t.contains("active")).await;
     shot(c, "06-detail").await;
 
+    // An API-key app through the same form: its key works on the API-key route.
+    click(c, "a[href='#/applications']").await;
+    click(c, "a[href='#/applications/new']").await;
+    click(c, "input[name=kind][value=app]").await;
+    assert!(
+        !find(c, "#client-fields")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    type_into(c, "#name", "Billing export").await;
+    type_into(c, "#scopes", "reports:read").await;
+    click(c, "form button[type=submit]").await;
+    let (app, key) = take_secret(c, "06a-api-key-shown-once").await;
+    assert!(app.starts_with("app_") && key.starts_with("pk_"), "{app}");
+    let (s, _) = reports(&e.c, &e.public(), &app, &key).await;
+    assert_eq!(s, 200);
+    assert_eq!(e.up.last().headers["x-auth-client-id"], app.as_str());
+    click(c, "a[href='#/applications']").await;
+    let list = text_of(c, "table.list", |t| t.contains(&app) && t.contains(&id)).await;
+    assert!(
+        list.contains("run time") && list.contains("config file"),
+        "{list}"
+    );
+    shot(c, "06b-applications").await;
+    click(c, &format!("a[href='#/applications/client/{id}']")).await;
+
     // Rotate without overlap: the old secret stops, the new one works.
     find(c, "#overlap")
         .await
@@ -405,4 +433,11 @@ async fn flow(e: &Env, c: &Client) {
             .is_err()
     );
     shot(c, "12-read-only-token").await;
+
+    // A gateway without [[admin.tokens]]: the console says the credential API is off.
+    click(c, "#signout").await;
+    let off = env_with(false).await;
+    sign_in(c, &off.admin, OPS).await;
+    text_of(c, "#token-error", |t| t.contains("credential API is off")).await;
+    shot(c, "13-credential-api-off").await;
 }
