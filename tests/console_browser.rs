@@ -135,7 +135,17 @@ fn shots_dir() -> PathBuf {
     dir
 }
 
+/// Form controls on the page without a label (by `<label>`, `aria-label` or `aria-labelledby`;
+/// buttons by their text): a description of each.
+const UNLABELLED: &str = "return [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120));";
+
 async fn shot(c: &Client, name: &str) {
+    let unlabelled = c.execute(UNLABELLED, vec![]).await.unwrap();
+    assert_eq!(unlabelled, json!([]), "{name}: every control has a label");
     let png = c.screenshot().await.expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "{name}: a PNG");
     std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
@@ -191,10 +201,26 @@ async fn type_into(c: &Client, css: &str, text: &str) {
     el.send_keys(text).await.unwrap();
 }
 
+/// The id (or tag) of the element that has the keyboard focus.
+async fn focused(c: &Client) -> String {
+    let v = c
+        .execute(
+            "const a = document.activeElement; return a.id || a.tagName;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_str().unwrap_or("").to_string()
+}
+
+/// Signs in with the keyboard only: the token field has the focus, Enter submits.
 async fn sign_in(c: &Client, admin: &str, token: &str) {
     c.goto(&format!("{admin}/console/")).await.unwrap();
-    type_into(c, "#token", token).await;
-    click(c, "form button[type=submit]").await;
+    find(c, "#token").await;
+    assert_eq!(focused(c).await, "token", "the token field has the focus");
+    let el = find(c, "#token").await;
+    el.clear().await.unwrap();
+    el.send_keys(&format!("{token}\u{E007}")).await.unwrap();
 }
 
 /// The secret on screen: acknowledges it and returns `(id, secret)`.
@@ -412,10 +438,33 @@ async fn flow(e: &Env, c: &Client) {
     text_of(c, "table.audit", |t| t.contains("delete")).await;
     shot(c, "10-audit-trail").await;
 
+    // Pages of 20: Next and Previous walk the list; focus lands on each page's heading.
+    for i in 0..21 {
+        let body = json!({"name": format!("Batch {i:02}"), "client_id": format!("batch-{i:02}")});
+        assert_eq!(e.api("POST", "/admin/v1/apps", Some(body)).await.0, 201);
+    }
+    click(c, "#nav a[data-page=applications]").await;
+    text_of(c, "table.list", |t| t.contains("batch-00")).await;
+    assert_eq!(
+        focused(c).await,
+        "H1",
+        "a new page moves the focus to its heading"
+    );
+    let first = c
+        .find_all(Locator::Css("table.list tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 20);
+    click(c, ".pager button").await;
+    let second = text_of(c, "table.list", |t| !t.contains("batch-00")).await;
+    assert!(second.contains(CONFIG_CLIENT), "{second}");
+    click(c, ".pager button").await;
+    text_of(c, "table.list", |t| t.contains("batch-00")).await;
+
     // Phone width: the list is still readable.
     c.set_window_size(390, 844).await.unwrap();
     click(c, "#nav a[data-page=applications]").await;
-    text_of(c, "table.list", |t| t.contains(CONFIG_APP)).await;
+    text_of(c, "table.list", |t| t.contains("batch-00")).await;
     shot(c, "11-applications-phone").await;
     c.set_window_size(1280, 900).await.unwrap();
 
