@@ -3,7 +3,8 @@
 //! create with an inline validation message, the secret shown once (copy, "I have stored it"),
 //! a token obtained over HTTP with the new credentials, rotate (the old secret refused), suspend
 //! (the live token refused), the audit trail, delete behind its confirmation (the credential
-//! refused), a phone-width list, and the refused-token, read-only-token and API-off states.
+//! refused), a phone-width list, and the refused-token, read-only-token, API-off and
+//! API-down states.
 //! A PNG of each page goes to `target/console-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test fails under CI (the
@@ -11,248 +12,46 @@
 
 mod admin_api_support;
 mod common;
+mod console_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use admin_api_support::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use console_support::*;
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// Longest wait for chromedriver to answer, for a page element, or for a condition.
-const STARTUP: Duration = Duration::from_secs(30);
-const WAIT: Duration = Duration::from_secs(20);
-
-/// chromedriver (and the Chromium it starts) in its own process group, killed on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let pgid = self.child.id() as i32;
-        // SAFETY: kill(2) on the process group this test created; no memory is touched.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-        let _ = self.child.wait();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_says_when_the_admin_api_stops_answering_and_recovers() {
+    if !browser_installed() {
+        return;
     }
-}
-
-fn installed() -> bool {
-    Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-async fn start_driver() -> Driver {
-    use std::os::unix::process::CommandExt;
-    let port = free_port();
-    let profile = common::temp_dir("chromium-profile");
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver {
-        child,
-        port,
-        profile,
+    let e = env().await;
+    let mut relay = Relay::start(&e.admin).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    let run = async {
+        sign_in(&c, &relay.url(), OPS).await;
+        text_of(&c, "#who-name", |t| t.contains("ops")).await;
+        click(&c, "#nav a[data-page=applications]").await;
+        text_of(&c, "table.list", |t| t.contains(CONFIG_CLIENT)).await;
+        relay.down();
+        click(&c, "#nav a[data-page=audit]").await;
+        text_of(&c, ".error-box", |t| t.contains("did not answer")).await;
+        shot(&c, "14-admin-api-down").await;
+        relay.up().await;
+        click(&c, ".error-box button").await;
+        text_of(&c, "h1", |t| t == "Audit trail").await;
+        find(&c, "#audit-body").await;
     };
-    let c = common::client();
-    let deadline = Instant::now() + STARTUP;
-    loop {
-        let status = c
-            .get(format!("http://127.0.0.1:{port}/status"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await;
-        if let Ok(r) = status
-            && r.status().is_success()
-        {
-            return driver;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not answer on 127.0.0.1:{port} within {STARTUP:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .chain([format!("--user-data-dir={}", driver.profile.display())])
-    .collect::<Vec<_>>();
-    let caps = json!({
-        "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-        "pageLoadStrategy": "normal",
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let url = format!("http://127.0.0.1:{}", driver.port);
-    let mut builder = ClientBuilder::new(connector);
-    builder.capabilities(caps);
-    tokio::time::timeout(STARTUP, builder.connect(&url))
-        .await
-        .expect("a WebDriver session within the startup bound")
-        .expect("a WebDriver session")
-}
-
-fn shots_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Form controls on the page without a label (by `<label>`, `aria-label` or `aria-labelledby`;
-/// buttons by their text): a description of each.
-const UNLABELLED: &str = "return [...document.querySelectorAll('input, select, textarea, button')]
-  .filter((el) => el.getClientRects().length > 0)
-  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
-    && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
-  .map((el) => el.outerHTML.slice(0, 120));";
-
-async fn shot(c: &Client, name: &str) {
-    let unlabelled = c.execute(UNLABELLED, vec![]).await.unwrap();
-    assert_eq!(unlabelled, json!([]), "{name}: every control has a label");
-    let png = c.screenshot().await.expect("a screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "{name}: a PNG");
-    std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
-}
-
-/// Waits for `css` to be on the page.
-async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear within {WAIT:?}: {e}"))
-}
-
-/// Waits until the text of `css` satisfies `ok`; returns it.
-async fn text_of(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + WAIT;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(el) = c.find(Locator::Css(css)).await
-            && let Ok(t) = el.text().await
-        {
-            if ok(&t) {
-                return t;
-            }
-            last = t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{css}: text never matched within {WAIT:?}; last {last:?}");
-}
-
-async fn value(c: &Client, css: &str) -> String {
-    find(c, css)
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default()
-}
-
-async fn click(c: &Client, css: &str) {
-    find(c, css)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let el = find(c, css).await;
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-/// The id (or tag) of the element that has the keyboard focus.
-async fn focused(c: &Client) -> String {
-    let v = c
-        .execute(
-            "const a = document.activeElement; return a.id || a.tagName;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    v.as_str().unwrap_or("").to_string()
-}
-
-/// Signs in with the keyboard only: the token field has the focus, Enter submits.
-async fn sign_in(c: &Client, admin: &str, token: &str) {
-    c.goto(&format!("{admin}/console/")).await.unwrap();
-    find(c, "#token").await;
-    assert_eq!(focused(c).await, "token", "the token field has the focus");
-    let el = find(c, "#token").await;
-    el.clear().await.unwrap();
-    el.send_keys(&format!("{token}\u{E007}")).await.unwrap();
-}
-
-/// The secret on screen: acknowledges it and returns `(id, secret)`.
-async fn take_secret(c: &Client, shot_name: &str) -> (String, String) {
-    let secret = value(c, "#new-secret").await;
-    let id = value(c, "#new-id").await;
-    text_of(c, ".warning", |t| t.contains("shown once")).await;
-    let done = find(c, ".actions button.primary").await;
-    assert!(
-        !done.is_enabled().await.unwrap(),
-        "Done waits for 'I have stored it'"
-    );
-    click(c, "button[aria-describedby=new-secret-copied]").await;
-    text_of(c, "#new-secret-copied", |t| !t.is_empty()).await;
-    shot(c, shot_name).await;
-    click(c, "#stored").await;
-    assert!(done.is_enabled().await.unwrap());
-    done.click().await.unwrap();
-    find(c, "#toggle-status").await;
-    (id, secret)
+    let result = tokio::time::timeout(Duration::from_secs(120), run).await;
+    let _ = c.close().await;
+    result.expect("the flow finished within 120 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_creates_uses_rotates_suspends_and_deletes_a_client_in_the_browser() {
-    if !installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: {CHROMIUM} and {CHROMEDRIVER} are missing; .ci/run installs chromium chromium-driver"
-        );
-        eprintln!(
-            "\n*** skipped: install chromium chromium-driver (apt-get install chromium chromium-driver) ***\n"
-        );
+    if !browser_installed() {
         return;
     }
     let e = env().await;

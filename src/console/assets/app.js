@@ -123,6 +123,10 @@ async function route() {
       await signIn();
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return signOut(err.message);
+      if (err instanceof ApiError && err.status === 0) {
+        // The gateway did not answer: keep the token and offer to try again.
+        return mount(main, h("h1", {}, "The admin API is not answering"), errorBox(err.message, () => route()));
+      }
       clearToken();
       return signInPage(err.message);
     }
