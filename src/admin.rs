@@ -1,5 +1,6 @@
 //! Admin: the separate operator listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`,
-//! and the credential API under `/admin/v1/` (`admin_api`).
+//! the credential API under `/admin/v1/` (`admin_api`) and the web console at `/console/`
+//! (`console`), which uses only that API and `/metrics`.
 //!
 //! Bind it to loopback or a management network: health, metrics and reload are unauthenticated
 //! by design, like the admin ports of Envoy and HAProxy; the credential API needs an operator
@@ -67,6 +68,9 @@ async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
             Some(resp) => resp,
             None => not_found(),
         };
+    }
+    if let Some(resp) = crate::console::handle(req.method(), req.uri().path(), req.headers()) {
+        return resp;
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),

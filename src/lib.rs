@@ -25,6 +25,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod fuzz_targets;

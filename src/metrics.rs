@@ -53,10 +53,12 @@ pub fn spawn_upkeep() {
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// A route class's request counters (one per status class) and latency histogram.
+/// A route class's request counters (one per status class), its 429 counter and latency
+/// histogram.
 #[derive(Clone)]
 pub struct ClassMetrics {
     requests: [Counter; 5],
+    too_many: Counter,
     duration: Histogram,
 }
 
@@ -73,14 +75,26 @@ impl ClassMetrics {
         let requests = STATUS_CLASSES.map(|status| {
             metrics::counter!("portcullis_requests_total", "class" => class.to_string(), "status" => status)
         });
+        // Every 429 the class answered (its limiter's, or an upstream's passed on): the console's
+        // "429s per class" tile. Registered now, so it reads 0 before the first one.
+        let too_many =
+            metrics::counter!("portcullis_too_many_requests_total", "class" => class.to_string());
+        too_many.increment(0);
         let duration = metrics::histogram!("portcullis_request_duration_seconds", "class" => class.to_string());
-        Self { requests, duration }
+        Self {
+            requests,
+            too_many,
+            duration,
+        }
     }
 
     /// Records one finished request.
     pub fn request(&self, status: u16, latency: Duration) {
         let i = usize::from((status / 100).clamp(1, 5) - 1);
         self.requests[i].increment(1);
+        if status == 429 {
+            self.too_many.increment(1);
+        }
         self.duration.record(latency.as_secs_f64());
     }
 }

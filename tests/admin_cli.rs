@@ -252,6 +252,12 @@ async fn check_says_whether_the_credential_api_is_on() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout.contains(want), "{stdout}");
+        let console = if tokens {
+            "admin web console: at /console/ on the admin listener"
+        } else {
+            "admin web console: served at /console/, but it needs the credential API"
+        };
+        assert!(stdout.contains(console), "{stdout}");
     }
     let bad = config(&dir, "", true).replace("scope = \"read\"", "scope = \"admin\"");
     let path = dir.join("bad.toml");

@@ -41,16 +41,19 @@ fn config_view(a: &App) -> Value {
     })
 }
 
-/// `GET /admin/v1/apps`.
-pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
-    let config: Vec<(String, Value)> = ctx
-        .snap
+/// The config file's apps, rendered, by id.
+pub fn config_entries(ctx: &Ctx<'_>) -> Vec<(String, Value)> {
+    ctx.snap
         .auth
         .config_apps()
         .iter()
         .map(|a| (a.client_id.clone(), config_view(a)))
-        .collect();
-    records::list(ctx, KIND, query, config, view).await
+        .collect()
+}
+
+/// `GET /admin/v1/apps`.
+pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+    records::list(ctx, KIND, query, config_entries(ctx), view).await
 }
 
 /// `GET /admin/v1/apps/{id}`.

@@ -56,16 +56,19 @@ fn config_view(c: &Client) -> Value {
     })
 }
 
-/// `GET /admin/v1/clients`.
-pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
-    let config: Vec<(String, Value)> = ctx
-        .snap
+/// The config file's clients, rendered, by id.
+pub fn config_entries(ctx: &Ctx<'_>) -> Vec<(String, Value)> {
+    ctx.snap
         .oauth
         .iter()
         .flat_map(|s| s.config_clients().iter())
         .map(|c| (c.client_id.clone(), config_view(c)))
-        .collect();
-    records::list(ctx, KIND, query, config, view).await
+        .collect()
+}
+
+/// `GET /admin/v1/clients`.
+pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+    records::list(ctx, KIND, query, config_entries(ctx), view).await
 }
 
 /// `GET /admin/v1/clients/{id}`.

@@ -13,13 +13,16 @@
 //! | GET, PATCH, DELETE | `/admin/v1/clients/{id}` | read, change name/scopes/redirect URIs/status, delete |
 //! | POST | `/admin/v1/clients/{id}/rotate` | new secret (shown once), old one kept for `overlap_seconds` |
 //! | ... | `/admin/v1/apps...` | the same for API-key apps |
-//! | GET | `/admin/v1/audit` | the audit trail, oldest first |
+//! | GET | `/admin/v1/applications` | clients and apps in one list, searched by `q` (the console's) |
+//! | GET | `/admin/v1/audit` | the audit trail, oldest first (`kind` and `id` filter one credential's) |
+//! | GET | `/admin/v1/operator` | the operator token's name and scope |
 //! | GET | `/admin/v1/openapi.json` | the OpenAPI 3.1 document |
 //!
 //! Credentials from the config file are listed read-only (`"source": "config"`); changes to them
 //! are refused with 409. Every change is one audit record in the store and one log event
 //! (target `portcullis::audit`), then the instance's run-time view is refreshed at once.
 
+mod applications;
 mod apps;
 mod audit;
 pub mod auth;
@@ -69,7 +72,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/admin/v1/apps/{id}"),
     ("DELETE", "/admin/v1/apps/{id}"),
     ("POST", "/admin/v1/apps/{id}/rotate"),
+    ("GET", "/admin/v1/applications"),
     ("GET", "/admin/v1/audit"),
+    ("GET", "/admin/v1/operator"),
     ("GET", "/admin/v1/openapi.json"),
 ];
 
@@ -216,7 +221,9 @@ async fn dispatch(
         ("PATCH", "/admin/v1/apps/{id}") => apps::update(ctx, id, body).await,
         ("DELETE", "/admin/v1/apps/{id}") => records::delete(ctx, App, id).await,
         ("POST", "/admin/v1/apps/{id}/rotate") => records::rotate(ctx, App, id, body).await,
+        ("GET", "/admin/v1/applications") => applications::list(ctx, query).await,
         ("GET", "/admin/v1/audit") => audit::list(ctx, query).await,
+        ("GET", "/admin/v1/operator") => Ok(applications::operator(ctx)),
         ("GET", "/admin/v1/openapi.json") => Ok(openapi::document()),
         _ => Err(ApiError::NotFound(format!(
             "{method} {pattern} is not served"

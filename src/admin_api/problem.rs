@@ -163,36 +163,55 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> 
     r
 }
 
-/// `limit` and `cursor` of a list request.
+/// Longest value of a filter parameter (`q`, `id`, `kind`).
+pub const MAX_FILTER: usize = 200;
+
+/// `limit`, `cursor` and the filters of a list request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// Items per page.
     pub limit: usize,
     /// Where the previous page ended (decoded), if any.
     pub after: Option<String>,
+    /// The filter parameters the list accepts and the request sent (name, value).
+    pub filters: Vec<(String, String)>,
 }
 
 impl Page {
-    /// Parses `limit` (1..=200, default 50) and `cursor` (from a previous `next_cursor`).
-    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+    /// Parses `limit` (1..=200, default 50), `cursor` (from a previous `next_cursor`) and the
+    /// filter parameters named in `filters`; any other parameter is a 422.
+    pub fn parse(query: Option<&str>, filters: &[&str]) -> Result<Self, ApiError> {
         let mut page = Page {
             limit: DEFAULT_LIMIT,
             after: None,
+            filters: Vec::new(),
         };
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "limit" => page.limit = limit(&v)?,
                 "cursor" => page.after = Some(cursor(&v)?),
+                f if filters.contains(&f) => page.filters.push((f.to_string(), filter(f, &v)?)),
                 other => {
+                    let mut known = vec!["limit", "cursor"];
+                    known.extend_from_slice(filters);
                     return Err(ApiError::invalid(
                         other,
                         format!("unknown query parameter {other:?}"),
-                        "lists take limit and cursor only",
+                        format!("this list takes {}", known.join(", ")),
                     ));
                 }
             }
         }
         Ok(page)
+    }
+
+    /// The value of filter `name`, if sent (the last one wins).
+    pub fn filter(&self, name: &str) -> Option<&str> {
+        self.filters
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// One page of `items` (sorted by `key`), and the cursor of the next one.
@@ -217,6 +236,25 @@ fn limit(v: &str) -> Result<usize, ApiError> {
             format!("send limit=1 .. limit={MAX_LIMIT}, or leave it out for {DEFAULT_LIMIT}"),
         )),
     }
+}
+
+fn filter(name: &str, v: &str) -> Result<String, ApiError> {
+    if v.chars().count() > MAX_FILTER {
+        return Err(ApiError::invalid(
+            name,
+            format!("{name} is longer than {MAX_FILTER} characters"),
+            format!("send at most {MAX_FILTER} characters"),
+        ));
+    }
+    Ok(v.trim().to_string())
+}
+
+/// True when `q` is empty or a case-insensitive substring of `id` or `name`.
+pub fn matches(q: Option<&str>, id: &str, name: &str) -> bool {
+    let Some(q) = q.map(str::to_lowercase).filter(|q| !q.is_empty()) else {
+        return true;
+    };
+    id.to_lowercase().contains(&q) || name.to_lowercase().contains(&q)
 }
 
 fn cursor(v: &str) -> Result<String, ApiError> {
@@ -249,13 +287,25 @@ mod tests {
 
     #[test]
     fn pages_cut_after_the_cursor() {
-        let p = Page::parse(Some("limit=2")).unwrap();
+        let p = Page::parse(Some("limit=2"), &[]).unwrap();
         let (items, next) = p.cut(vec!["a", "b", "c"], |s| s.to_string());
         assert_eq!(items, ["a", "b"]);
-        let p = Page::parse(Some(&format!("limit=2&cursor={}", next.unwrap()))).unwrap();
+        let p = Page::parse(Some(&format!("limit=2&cursor={}", next.unwrap())), &[]).unwrap();
         let (items, next) = p.cut(vec!["a", "b", "c"], |s| s.to_string());
         assert_eq!((items, next), (vec!["c"], None));
-        assert!(Page::parse(Some("limit=0")).is_err());
-        assert!(Page::parse(Some("cursor=%%%")).is_err());
+        assert!(Page::parse(Some("limit=0"), &[]).is_err());
+        assert!(Page::parse(Some("cursor=%%%"), &[]).is_err());
+    }
+
+    #[test]
+    fn filters_are_named_by_each_list_and_others_refused() {
+        let p = Page::parse(Some("q=Acme+Rep&limit=5"), &["q"]).unwrap();
+        assert_eq!((p.filter("q"), p.limit), (Some("Acme Rep"), 5));
+        assert!(Page::parse(Some("q=x"), &[]).is_err());
+        assert!(Page::parse(Some(&format!("q={}", "x".repeat(201))), &["q"]).is_err());
+        assert!(matches(Some("acme"), "pc_1", "Acme reporting"));
+        assert!(matches(Some("PC_"), "pc_1", "x"));
+        assert!(matches(None, "a", "b") && matches(Some(""), "a", "b"));
+        assert!(!matches(Some("zzz"), "pc_1", "Acme"));
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::input::{self, Body};
-use super::problem::{ApiError, Page, json_response, page_body};
+use super::problem::{ApiError, Page, json_response, matches, page_body};
 use crate::store::{
     AuditRecord, CredentialKind, CredentialRecord, CredentialStatus, PreviousSecret, WriteMode,
     WriteOutcome, token_hash,
@@ -242,7 +242,30 @@ pub async fn delete(
     Ok(resp)
 }
 
-/// One page of the config's entries (already rendered, by id) merged with the store's.
+/// Every live entry of `kind`: the store's (not deleted) and the config's (already rendered),
+/// by id, unsorted.
+pub async fn entries(
+    ctx: &Ctx<'_>,
+    kind: CredentialKind,
+    config: Vec<(String, Value)>,
+    view: fn(&CredentialRecord) -> Value,
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let stored = ctx.store.credentials(kind).await?;
+    Ok(stored
+        .iter()
+        .filter(|r| r.status != CredentialStatus::Deleted)
+        .map(|r| (r.id.clone(), view(r)))
+        .chain(config)
+        .collect())
+}
+
+/// True when the rendered entry `v` matches the search `q` (id or name).
+pub fn entry_matches(q: Option<&str>, v: &Value) -> bool {
+    let id = v["client_id"].as_str().unwrap_or("");
+    matches(q, id, v["name"].as_str().unwrap_or(""))
+}
+
+/// One page of the config's entries merged with the store's, searched by `q` (id or name).
 pub async fn list(
     ctx: &Ctx<'_>,
     kind: CredentialKind,
@@ -250,14 +273,10 @@ pub async fn list(
     config: Vec<(String, Value)>,
     view: fn(&CredentialRecord) -> Value,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let page = Page::parse(query)?;
-    let stored = ctx.store.credentials(kind).await?;
-    let mut all: Vec<(String, Value)> = stored
-        .iter()
-        .filter(|r| r.status != CredentialStatus::Deleted)
-        .map(|r| (r.id.clone(), view(r)))
-        .chain(config)
-        .collect();
+    let page = Page::parse(query, &["q"])?;
+    let q = page.filter("q");
+    let mut all = entries(ctx, kind, config, view).await?;
+    all.retain(|(_, v)| entry_matches(q, v));
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let (items, next) = page.cut(all, |(id, _)| id.clone());
     let body = page_body(items.into_iter().map(|(_, v)| v).collect(), next);

@@ -60,6 +60,8 @@ pub struct AdminApiSettings {
     pub tokens: Vec<OperatorToken>,
     /// `portcullis check` only: how the config's ids were compared with the store's.
     pub store_check: Option<String>,
+    /// True when an admin listener is configured (it serves the web console at `/console/`).
+    pub listener: bool,
 }
 
 impl AdminApiSettings {
@@ -68,9 +70,17 @@ impl AdminApiSettings {
         !self.tokens.is_empty()
     }
 
-    /// One line for `portcullis check`.
+    /// The lines for `portcullis check`: the credential API, the console, the store check.
     pub fn describe(&self) -> String {
         let mut line = self.describe_tokens();
+        if self.listener {
+            line.push('\n');
+            line.push_str(if self.enabled() {
+                "admin web console: at /console/ on the admin listener (sign in with an operator token)"
+            } else {
+                "admin web console: served at /console/, but it needs the credential API ([[admin.tokens]])"
+            });
+        }
         if let Some(c) = &self.store_check {
             line.push('\n');
             line.push_str(c);
@@ -144,6 +154,7 @@ pub fn compile(raw: &RawConfig, d: &mut Diagnostics<'_>) -> AdminApiSettings {
     AdminApiSettings {
         tokens,
         store_check: None,
+        listener: true,
     }
 }
 
