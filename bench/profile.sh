@@ -12,6 +12,9 @@
 #   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
 #   SKIP_BUILD=1 GW_BIN=/tmp/old/portcullis UPSTREAM_BIN=.../bench-upstream bench/profile.sh
 #
+# Only the measured load is counted: after a 2 s warm-up the counters are zeroed, and dumped
+# when wrk ends (start-up, config loading and shutdown are left out).
+#
 # Every process it starts is stopped by PID on exit; only 127.0.0.1 is used.
 set -euo pipefail
 
@@ -25,7 +28,7 @@ GW_PORT="${GW_PORT:-19500}"
 OUT="${OUT:-/tmp/portcullis-profile-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 
-for tool in valgrind wrk callgrind_annotate; do
+for tool in valgrind wrk callgrind_annotate callgrind_control; do
   command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install -y valgrind wrk)" >&2; exit 1; }
 done
 
@@ -135,15 +138,25 @@ for _ in $(seq 1 120); do
 done
 [[ "$code" == "200" ]] || { echo "profile.sh: $url answered $code (see $OUT/gateway.log)" >&2; exit 1; }
 
+# Warm up (pooled upstream connections, the verified-token cache, the limiter's windows), then
+# count only the measured load: counters are zeroed before it and dumped right after it, so
+# start-up, config loading and shutdown are not spread over the requests.
+timeout 30 wrk -t1 -c"$CONNS" -d2s "${headers[@]}" "$url" >"$OUT/warmup.txt"
+callgrind_control -z "$GW_PID" >/dev/null
 timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
+callgrind_control -d "$GW_PID" >/dev/null
 kill -TERM "$GW_PID"
 wait "$GW_PID" 2>/dev/null || true
+# The dump after the load is the last numbered file (the one written at exit holds only shutdown).
+DUMP=$(ls -v "$OUT"/callgrind.out.* 2>/dev/null | head -1)
+[[ -n "$DUMP" ]] && mv "$DUMP" "$OUT/callgrind.out"
 
 reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
-callgrind_annotate "$OUT/callgrind.out" >"$OUT/annotate.txt" 2>/dev/null || true
-total=$(awk '/PROGRAM TOTALS/ && !t {gsub(/,/,"",$1); t=$1} END{print t}' "$OUT/annotate.txt")
+# Inclusive costs only: after callgrind_control --zero, callgrind_annotate's exclusive view puts
+# every instruction on the outermost frame, but the inclusive per-function figures are right.
+callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive.txt" 2>/dev/null || true
+total=$(awk '/PROGRAM TOTALS/ && !t {gsub(/,/,"",$1); t=$1} END{print t}' "$OUT/inclusive.txt")
 echo
 echo "row=$ROW requests=$reqs instructions=$total per_request=$(python3 -c "print(round($total / max(1, $reqs)))")"
-callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive.txt" 2>/dev/null || true
 head -80 "$OUT/inclusive.txt" >"$OUT/top.txt"
-echo "top inclusive functions: $OUT/top.txt"
+echo "top inclusive functions: $OUT/top.txt (per request, per function, several runs side by side: bench/cgfunctions.py)"

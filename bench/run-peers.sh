@@ -24,6 +24,13 @@
 #            the peers (`no log` / `access_log off`)
 #   SKIP_BUILD=1  use the existing target/release/portcullis
 #   UNCACHED=1    see above
+#   CORES=2       several cores: the gateway with 2 workers, HAProxy with nbthread 2 and nginx
+#                 with 2 worker processes, nothing pinned (PIN=0): SUT, upstream and wrk share
+#                 both cores. The shared yardstick is copied to $OUT/yardstick and only the
+#                 copy's peer configs are changed. On a 2-core machine this shows how each
+#                 proxy behaves when it may use both cores against a competing load generator,
+#                 not how it scales (see BENCHMARKS.md).
+#   CHART=1       also render $OUT/chart.svg (bench/chart.py) from the run's results.csv
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,6 +61,7 @@ if [[ "${1:-}" == "--serve" ]]; then
   up=$2 keys=$3
   cfg="$keys/../portcullis-peers.toml"
   render_config "$up" "$keys" "$cfg"
+  if [[ "${CORES:-1}" == "2" ]]; then sed -i 's/^workers = 1 /workers = 2 /' "$cfg"; fi
   export RUST_LOG="${GW_LOG:-info,access=off}"
   exec "$BIN" serve --config "$cfg"
 fi
@@ -70,6 +78,18 @@ fi
 export OUT="${OUT:-/tmp/peers-bench-$(date +%Y%m%d-%H%M%S)}"
 export KEYS_DIR="${KEYS_DIR:-$OUT/keys}"
 mkdir -p "$KEYS_DIR"
+export CORES="${CORES:-1}"
+if [[ "$CORES" == "2" ]]; then
+  mkdir -p "$OUT/yardstick"
+  cp -r "$SHARED/." "$OUT/yardstick/"
+  rm -rf "$OUT/yardstick/results"
+  sed -i 's/^\(\s*\)nbthread 1/\1nbthread 2/' "$OUT/yardstick/conf/haproxy.cfg"
+  sed -i 's/^worker_processes 1;/worker_processes 2;/' "$OUT/yardstick/conf/nginx-proxy.conf" \
+    "$OUT/yardstick/conf/nginx-limitreq.conf"
+  grep -q "nbthread 2" "$OUT/yardstick/conf/haproxy.cfg" || { echo "run-peers.sh: could not set nbthread 2" >&2; exit 1; }
+  SHARED="$OUT/yardstick"
+  export PIN=0
+fi
 
 # ---- keys and tokens: what peers.sh's make_keys does (it reuses keys that exist)
 k="$KEYS_DIR"
@@ -133,3 +153,7 @@ export EXTRA_ROWS_FILE="$ROWS_FILE"
 export GATEWAY_URL="http://127.0.0.1:18300/plain/api/v1/items"
 export GATEWAY_CMD="$HERE/run-peers.sh --serve {UPSTREAM} {KEYS}"
 "$SHARED/peers.sh"   # not exec: the REDIS=1 trap stops redis-server afterwards
+if [[ "${CHART:-0}" == "1" ]]; then
+  python3 "$HERE/chart.py" "$OUT/results.csv" "$OUT/chart.svg" \
+    "portcullis vs HAProxy, peers.sh, $(date -u +%Y-%m-%d), cores=$CORES" && echo "chart: $OUT/chart.svg"
+fi

@@ -59,7 +59,7 @@ struct Ctx<'a> {
     metrics: &'a ClassMetrics,
     route: Option<&'a Route>,
     client_ip: Option<IpAddr>,
-    principal: Option<Principal>,
+    principal: Option<Arc<Principal>>,
     rate: Option<Decision>,
 }
 
@@ -133,8 +133,8 @@ async fn run<'a>(
             query,
         )
         .await?;
-    check_client_active(snap, principal.as_ref())?;
-    auth::authorize(principal.as_ref(), &route.spec.scopes)?;
+    check_client_active(snap, principal.as_deref())?;
+    auth::authorize(principal.as_deref(), &route.spec.scopes)?;
     ctx.principal = principal;
     check_declared_length(req.headers(), route.spec.max_body_bytes)?;
     let (parts, incoming) = req.into_parts();
@@ -262,7 +262,7 @@ fn check_client_active(snap: &Snapshot, p: Option<&Principal>) -> Result<(), Rej
     let (Some(svc), Some(p)) = (&snap.oauth, p) else {
         return Ok(());
     };
-    match (&p.client_id, p.method) {
+    match (p.client_id(), p.method()) {
         (Some(id), AuthMethod::Bearer) if svc.client_suspended(id) => Err(Reject::Auth(
             AuthError::InvalidToken("the client that obtained this token is suspended".into()),
         )),
@@ -408,9 +408,9 @@ fn rewrite_headers(
     );
     snap.config.forwarding.append_via(h, parts.version);
     request_check::decrement_max_forwards(h, &parts.method);
-    headers::set_identity(h, &snap.config.identity, ctx.principal.as_ref());
+    headers::set_identity(h, &snap.config.identity, ctx.principal.as_deref());
     if route.spec.strip_credentials {
-        match ctx.principal.as_ref().map(|p| p.method) {
+        match ctx.principal.as_ref().map(|p| p.method()) {
             Some(AuthMethod::Bearer) => drop(h.remove(http::header::AUTHORIZATION)),
             Some(AuthMethod::ApiKey) => drop(h.remove(&route.spec.api_key.key)),
             None => {}
@@ -478,8 +478,9 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
 }
 
 fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
-    if let (Some(d), Some(route)) = (&ctx.rate, ctx.route) {
-        response::keep_upstream_rate_limit(h, |h| d.write_headers(&route.spec.limit_key, h));
+    let policy = ctx.route.and_then(|r| r.spec.rate_headers.as_ref());
+    if let (Some(d), Some(policy)) = (&ctx.rate, policy) {
+        response::keep_upstream_rate_limit(h, |h| d.write_headers(policy, h));
     }
     h.insert(request_id::HEADER, ctx.request_id.header_value());
 }
@@ -489,7 +490,7 @@ fn access_log(ctx: &Ctx<'_>, method: &http::Method, path: &str, status: u16, sta
     let route = ctx.route.map(|r| r.index as i64).unwrap_or(-1);
     let upstream = ctx.route.map_or("", |r| r.upstream_name.as_str());
     let client_ip = ctx.client_ip.map(tracing::field::display);
-    let principal = ctx.principal.as_ref().map_or("", |p| p.subject.as_str());
+    let principal = ctx.principal.as_ref().map_or("", |p| p.subject());
     tracing::info!(
         target: "access",
         request_id = %ctx.request_id,

@@ -70,11 +70,11 @@ async fn every_api_key_case() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.subject, "reports");
-    assert_eq!(p.client_id.as_deref(), Some("reports"));
-    assert_eq!(p.method, AuthMethod::ApiKey);
+    assert_eq!(p.subject(), "reports");
+    assert_eq!(p.client_id(), Some("reports"));
+    assert_eq!(p.method(), AuthMethod::ApiKey);
     assert_eq!(
-        p.scopes,
+        p.scopes(),
         vec!["meetings:read".to_string(), "reports:write".to_string()]
     );
 
@@ -137,7 +137,7 @@ async fn argon2_secret_verifies_and_is_remembered() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(p.subject, "operator");
+        assert_eq!(p.subject(), "operator");
     }
 }
 
@@ -208,9 +208,9 @@ async fn app_scopes_are_authorized() {
         .await
         .unwrap();
     let need = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    assert!(authorize(p.as_ref(), &need(&["reports:write"])).is_ok());
+    assert!(authorize(p.as_deref(), &need(&["reports:write"])).is_ok());
     assert_eq!(
-        authorize(p.as_ref(), &need(&["admin:all"])),
+        authorize(p.as_deref(), &need(&["admin:all"])),
         Err(AuthError::AppScopeMissing("admin:all".into()))
     );
 }

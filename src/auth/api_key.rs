@@ -12,7 +12,7 @@
 //! by timing (client ids are not secrets); the key is not.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
@@ -247,6 +247,8 @@ pub struct App {
     pub previous: Option<([u8; 32], u64)>,
     /// SHA-256 of the last key that passed argon2 (argon2 apps only).
     argon2_verified: Mutex<Option<[u8; 32]>>,
+    /// The principal a passing key proves, made on first use (then shared by every request).
+    principal: OnceLock<Arc<Principal>>,
 }
 
 impl App {
@@ -260,6 +262,7 @@ impl App {
             scopes,
             previous: None,
             argon2_verified: Mutex::new(None),
+            principal: OnceLock::new(),
         }
     }
 
@@ -467,7 +470,7 @@ impl AppRegistry {
         client_id: &str,
         key: &str,
         now: u64,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Arc<Principal>, AuthError> {
         let Some(app) = self.apps.get(client_id) else {
             let digest = sha256(key.as_bytes());
             let _ = std::hint::black_box(bool::from(digest.ct_eq(&DUMMY_DIGEST)));
@@ -486,7 +489,7 @@ impl AppRegistry {
 impl AppRegistry {
     /// Checks a key that identifies its app alone (single-header routes): the app is found by
     /// the key's SHA-256 and the digest compared in constant time; unknown keys cost the same.
-    pub fn check_key_only(&self, key: &str, now: u64) -> Result<Principal, AuthError> {
+    pub fn check_key_only(&self, key: &str, now: u64) -> Result<Arc<Principal>, AuthError> {
         let digest = sha256(key.as_bytes());
         let Some(app) = self.by_digest.get(&digest) else {
             let _ = std::hint::black_box(bool::from(digest.ct_eq(&DUMMY_DIGEST)));
@@ -505,13 +508,16 @@ impl AppRegistry {
     }
 }
 
-fn principal(app: &App) -> Principal {
-    Principal {
-        subject: app.client_id.clone(),
-        client_id: Some(app.client_id.clone()),
-        scopes: app.scopes.clone(),
-        method: AuthMethod::ApiKey,
-    }
+fn principal(app: &App) -> Arc<Principal> {
+    let made = app.principal.get_or_init(|| {
+        Arc::new(Principal::new(
+            app.client_id.clone(),
+            Some(app.client_id.clone()),
+            app.scopes.clone(),
+            AuthMethod::ApiKey,
+        ))
+    });
+    made.clone()
 }
 
 #[cfg(test)]

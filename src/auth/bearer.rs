@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
-
+use super::presented::Presented;
 use super::provider::{Provider, ProviderSet};
 use super::token_cache::{CachedToken, token_hash};
 use super::{AuthError, Authenticator, MAX_CACHE_SECS, Principal, jwt};
@@ -21,18 +19,19 @@ impl Authenticator {
     /// The bearer credential of a request (at most one `Authorization`, checked before).
     pub(super) async fn bearer(
         &self,
-        headers: &HeaderMap,
+        sent: &Presented<'_>,
         providers: ProviderSet,
-    ) -> Result<Principal, AuthError> {
-        let value = headers
-            .get(AUTHORIZATION)
+    ) -> Result<Arc<Principal>, AuthError> {
+        let value = sent
+            .authorization
+            .first
             .ok_or_else(|| self.missing_authorization())?;
         let token = bearer_token(value.as_bytes()).ok_or(AuthError::InvalidAuthorizationFormat)?;
         self.verify_token_for(token, providers).await
     }
 
     /// Verifies a bearer token from any provider and returns its principal.
-    pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify_token(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         self.verify_token_for(token, ProviderSet::ALL).await
     }
 
@@ -42,7 +41,7 @@ impl Authenticator {
         &self,
         token: &str,
         providers: ProviderSet,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Arc<Principal>, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(invalid("token too large"));
         }
@@ -62,7 +61,7 @@ impl Authenticator {
                 cache.evict(&hash);
                 return Err(e);
             }
-            return Ok((*hit.principal).clone());
+            return Ok(hit.principal);
         }
         let parsed = jwt::parse(token, self.max_token_bytes)?;
         let claims = jwt::decode_claims(parsed.payload_b64)?;
@@ -84,14 +83,14 @@ impl Authenticator {
                 principal: principal.clone(),
                 exp: verified.exp,
                 nbf: verified.nbf,
-                jti: verified.jti,
+                jti: verified.jti.map(Arc::from),
                 generation: self.generation,
                 provider: index,
                 drop_at: live_until.min(now.saturating_add(MAX_CACHE_SECS)),
             },
             now,
         );
-        Ok(Arc::unwrap_or_clone(principal))
+        Ok(principal)
     }
 
     /// The provider owning the token's `iss`.

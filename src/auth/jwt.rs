@@ -414,12 +414,12 @@ pub(crate) fn check_claims(
         (None, None) => return Err(invalid("token has no subject (sub)")),
     };
     Ok(VerifiedToken {
-        principal: Principal {
+        principal: Principal::new(
             subject,
             client_id,
-            scopes: scopes(claims, rules.scope_claim)?,
-            method: AuthMethod::Bearer,
-        },
+            scopes(claims, rules.scope_claim)?,
+            AuthMethod::Bearer,
+        ),
         exp,
         nbf,
         jti: opt_string(claims, "jti")?,

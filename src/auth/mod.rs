@@ -15,6 +15,7 @@ pub(crate) mod bearer;
 pub mod jwks;
 pub mod jwt;
 mod keys;
+mod presented;
 pub mod provider;
 mod provider_config;
 pub mod scope;
@@ -26,8 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use thiserror::Error;
 
 pub use api_key::{AppRegistry, KeyHeaders, generate_api_key, hash_secret};
@@ -40,7 +40,7 @@ pub use token_cache::TokenCache;
 use crate::clock::SharedClock;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::RawConfig;
-use bearer::is_bearer_scheme;
+use presented::Presented;
 use provider::{Provider, Providers};
 
 /// What a route accepts as credentials.
@@ -92,17 +92,79 @@ impl AuthMethod {
     }
 }
 
-/// The authenticated caller.
+/// The authenticated caller. Built once per verified token (then cached) or per app, with the
+/// identity header values already made, so a request only clones them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    subject: String,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    method: AuthMethod,
+    identity: IdentityValues,
+}
+
+/// The values of the identity headers a backend receives (`None`: not a valid header value,
+/// so the header is left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityValues {
+    /// `X-Auth-Subject`.
+    pub subject: Option<HeaderValue>,
+    /// `X-Auth-Client-Id`.
+    pub client_id: Option<HeaderValue>,
+    /// `X-Auth-Scopes`, space-separated.
+    pub scopes: Option<HeaderValue>,
+    /// `X-Auth-Method`.
+    pub method: HeaderValue,
+}
+
+impl Principal {
+    /// A principal; the identity header values are made here, once.
+    pub fn new(
+        subject: String,
+        client_id: Option<String>,
+        scopes: Vec<String>,
+        method: AuthMethod,
+    ) -> Self {
+        let value = |s: &str| HeaderValue::from_str(s).ok();
+        let identity = IdentityValues {
+            subject: value(&subject),
+            client_id: client_id.as_deref().and_then(value),
+            scopes: value(&scopes.join(" ")),
+            method: HeaderValue::from_static(method.as_str()),
+        };
+        Self {
+            subject,
+            client_id,
+            scopes,
+            method,
+            identity,
+        }
+    }
+
     /// `sub` of the token, or the app's client id.
-    pub subject: String,
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
     /// `client_id` / `azp` of the token, or the app's client id.
-    pub client_id: Option<String>,
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
     /// Granted scopes.
-    pub scopes: Vec<String>,
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     /// How the caller authenticated.
-    pub method: AuthMethod,
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// The identity header values.
+    pub fn identity(&self) -> &IdentityValues {
+        &self.identity
+    }
 }
 
 /// Why a request's credentials were not accepted. Mapped to HTTP in `error`.
@@ -391,7 +453,7 @@ impl Authenticator {
         &self,
         policy: AuthPolicy,
         headers: &HeaderMap,
-    ) -> Result<Option<Principal>, AuthError> {
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
         let keys = KeyHeaders::default();
         self.authenticate_route(policy, ProviderSet::ALL, &keys, headers, None)
             .await
@@ -408,34 +470,27 @@ impl Authenticator {
         keys: &KeyHeaders,
         headers: &HeaderMap,
         query: Option<&str>,
-    ) -> Result<Option<Principal>, AuthError> {
-        let has_bearer = headers
-            .get_all(AUTHORIZATION)
-            .iter()
-            .any(|v| is_bearer_scheme(v.as_bytes()));
-        let has_api_key = headers.contains_key(&keys.key);
-        let has_client_id = keys
-            .client_id
-            .as_ref()
-            .is_some_and(|c| headers.contains_key(c));
-        if has_bearer && (has_api_key || has_client_id) {
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        let sent = Presented::scan(headers, keys);
+        let has_key_style = sent.key.present() || sent.client_id.present();
+        if sent.any_bearer && has_key_style {
             return Err(AuthError::MixedCredentials);
         }
         // A webhook route's proof is its signature (`webhook::Inbound::verify`), never a token.
         if matches!(policy, AuthPolicy::None | AuthPolicy::Webhook) {
             return Ok(None);
         }
-        check_single_credentials(headers, keys, query)?;
+        sent.check_single(keys, query)?;
         match policy {
             AuthPolicy::None | AuthPolicy::Webhook => Ok(None),
-            AuthPolicy::Bearer => self.bearer(headers, providers).await.map(Some),
-            AuthPolicy::ApiKey => self.api_key(keys, headers).await.map(Some),
+            AuthPolicy::Bearer => self.bearer(&sent, providers).await.map(Some),
+            AuthPolicy::ApiKey => self.api_key(keys, &sent).await.map(Some),
             AuthPolicy::BearerOrApiKey => {
-                if has_bearer {
-                    self.bearer(headers, providers).await.map(Some)
-                } else if has_api_key || has_client_id {
-                    self.api_key(keys, headers).await.map(Some)
-                } else if headers.contains_key(AUTHORIZATION) {
+                if sent.any_bearer {
+                    self.bearer(&sent, providers).await.map(Some)
+                } else if has_key_style {
+                    self.api_key(keys, &sent).await.map(Some)
+                } else if sent.authorization.present() {
                     Err(AuthError::InvalidAuthorizationFormat)
                 } else {
                     Err(self.missing_authorization())
@@ -453,12 +508,12 @@ impl Authenticator {
     async fn api_key(
         &self,
         keys: &KeyHeaders,
-        headers: &HeaderMap,
-    ) -> Result<Principal, AuthError> {
-        let key = single_value(headers, &keys.key).ok_or(AuthError::MissingApiKey)?;
+        sent: &Presented<'_>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let key = sent.key.single().ok_or(AuthError::MissingApiKey)?;
         let now = self.state.clock.unix_secs();
         let runtime = self.runtime.as_ref().map(|r| r.view());
-        let Some(client_header) = &keys.client_id else {
+        if keys.client_id.is_none() {
             let key = key.ok_or(AuthError::InvalidCredentials)?;
             return match (self.apps.check_key_only(key, now), runtime) {
                 (Err(AuthError::InvalidCredentials), Some(view)) => {
@@ -466,8 +521,8 @@ impl Authenticator {
                 }
                 (outcome, _) => outcome,
             };
-        };
-        let client = single_value(headers, client_header).ok_or(AuthError::MissingClientId)?;
+        }
+        let client = sent.client_id.single().ok_or(AuthError::MissingClientId)?;
         let (Some(key), Some(client)) = (key, client) else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -480,81 +535,12 @@ impl Authenticator {
     }
 }
 
-/// Each credential is sent once, in one place: one `Authorization`, one `X-API-Key` (not a
-/// comma-joined list), one `X-Client-ID`, and no `access_token` query parameter beside an
-/// `Authorization` header (RFC 6750 section 2).
+/// Each credential is sent once, in one place (see `Presented::check_single`); the fuzz
+/// targets call this.
 pub(crate) fn check_single_credentials(
     headers: &HeaderMap,
     keys: &KeyHeaders,
     query: Option<&str>,
 ) -> Result<(), AuthError> {
-    let named = [
-        (Some(&AUTHORIZATION), "Authorization"),
-        (Some(&keys.key), keys.key_text.as_str()),
-        (
-            keys.client_id.as_ref(),
-            keys.client_id_text.as_deref().unwrap_or(""),
-        ),
-    ];
-    for (name, shown) in named {
-        let Some(name) = name else { continue };
-        let mut values = headers.get_all(name).iter();
-        let first = values.next();
-        let listed = *name == keys.key && first.is_some_and(|v| v.as_bytes().contains(&b','));
-        if values.next().is_some() || listed {
-            return Err(AuthError::RepeatedCredential(shown.to_string()));
-        }
-    }
-    let token_in_query = query.is_some_and(|q| {
-        q.split('&')
-            .any(|p| p.split('=').next() == Some("access_token"))
-    });
-    if token_in_query && headers.contains_key(AUTHORIZATION) {
-        return Err(AuthError::TokenInQueryAndHeader);
-    }
-    Ok(())
-}
-
-/// `None` when the header is absent or empty; `Some(None)` when it is sent twice or is not
-/// UTF-8; otherwise the trimmed value.
-fn single_value<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<Option<&'h str>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    let text = first.to_str().ok().map(str::trim);
-    if text == Some("") {
-        return None;
-    }
-    if values.next().is_some() {
-        return Some(None);
-    }
-    Some(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policies_and_single_credentials() {
-        assert_eq!(
-            AuthPolicy::parse("bearer_or_api_key"),
-            Some(AuthPolicy::BearerOrApiKey)
-        );
-        let mut h = HeaderMap::new();
-        h.insert(API_KEY_HEADER, http::HeaderValue::from_static("a, b"));
-        assert_eq!(
-            check_single_credentials(&h, &KeyHeaders::default(), None),
-            Err(AuthError::RepeatedCredential("X-API-Key".into()))
-        );
-        let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, http::HeaderValue::from_static("Bearer x"));
-        assert!(
-            check_single_credentials(&h, &KeyHeaders::default(), Some("a=1&access_token_x=2"))
-                .is_ok()
-        );
-        assert_eq!(
-            check_single_credentials(&h, &KeyHeaders::default(), Some("a=1&access_token=2")),
-            Err(AuthError::TokenInQueryAndHeader)
-        );
-    }
+    Presented::scan(headers, keys).check_single(keys, query)
 }

@@ -10,12 +10,12 @@ pub fn authorize(principal: Option<&Principal>, required: &[String]) -> Result<(
     if required.is_empty() {
         return Ok(());
     }
-    let held = principal.map_or(&[][..], |p| p.scopes.as_slice());
+    let held = principal.map_or(&[][..], |p| p.scopes());
     if required.iter().all(|r| held.iter().any(|h| h == r)) {
         return Ok(());
     }
     let required = required.join(" ");
-    match principal.map(|p| p.method) {
+    match principal.map(|p| p.method()) {
         Some(AuthMethod::ApiKey) => Err(AuthError::AppScopeMissing(required)),
         _ => Err(AuthError::InsufficientScope(required)),
     }
@@ -27,12 +27,12 @@ mod tests {
     use crate::auth::AuthMethod;
 
     fn p(scopes: &[&str]) -> Principal {
-        Principal {
-            subject: "s".into(),
-            client_id: None,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            method: AuthMethod::Bearer,
-        }
+        Principal::new(
+            "s".into(),
+            None,
+            scopes.iter().map(|s| s.to_string()).collect(),
+            AuthMethod::Bearer,
+        )
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub struct CachedToken {
     pub exp: Option<u64>,
     /// `nbf`, Unix seconds.
     pub nbf: Option<u64>,
-    /// `jti`, for revocation.
-    pub jti: Option<String>,
+    /// `jti`, for revocation (shared: a hit clones the entry).
+    pub jti: Option<Arc<str>>,
     /// Config generation that verified it.
     pub generation: u64,
     /// Index of the provider that verified it (in that generation's provider list): a hit
@@ -137,15 +137,10 @@ mod tests {
 
     fn entry(drop_at: u64) -> CachedToken {
         CachedToken {
-            principal: Arc::new(Principal {
-                subject: "s".into(),
-                client_id: None,
-                scopes: vec![],
-                method: AuthMethod::Bearer,
-            }),
+            principal: Arc::new(Principal::new("s".into(), None, vec![], AuthMethod::Bearer)),
             exp: Some(drop_at),
             nbf: None,
-            jti: Some(format!("j{drop_at}")),
+            jti: Some(Arc::from(format!("j{drop_at}"))),
             generation: 1,
             provider: 0,
             drop_at,

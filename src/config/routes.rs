@@ -12,6 +12,7 @@ use super::validate::{
     ClassSpec, Limits, RouteSpec, UpstreamSpec, limit, opt_bytes, reference, span,
 };
 use crate::auth::{AuthPolicy, KeyHeaders};
+use crate::ratelimit::PolicyHeaders;
 use crate::route::normalize_prefix;
 
 fn auth_policy(s: Option<&SString>, key: &str, d: &mut Diagnostics) -> AuthPolicy {
@@ -119,7 +120,9 @@ pub(super) fn routes(
             Some(_) => format!("{}:{}", classes[class].name, prefix),
             None => classes[class].name.clone(),
         };
+        let limit = own_limit.or(classes[class].limit);
         out.push(RouteSpec {
+            rate_headers: limit.map(|l| PolicyHeaders::new(&limit_key, l)),
             limit_key,
             prefix,
             host,
@@ -128,7 +131,7 @@ pub(super) fn routes(
             auth,
             scopes: r.scopes.iter().map(|s| s.get_ref().clone()).collect(),
             upstream,
-            limit: own_limit.or(classes[class].limit),
+            limit,
             max_body_bytes: max_body,
             strip_credentials: r.strip_credentials.unwrap_or(true),
             allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),

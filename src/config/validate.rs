@@ -120,6 +120,8 @@ pub struct RouteSpec {
     /// Stable name of the limiter counters this route uses: the class name, or
     /// `class:prefix` for a route with its own limit. Also the `RateLimit-Policy` name.
     pub limit_key: String,
+    /// The `RateLimit-Policy` field and policy name of `limit`, made once.
+    pub rate_headers: Option<crate::ratelimit::PolicyHeaders>,
     /// Largest body.
     pub max_body_bytes: u64,
     /// Remove consumed credentials before forwarding.

@@ -122,17 +122,16 @@ pub fn set_identity(h: &mut HeaderMap, names: &IdentityNames, who: Option<&Princ
         }
     }
     let Some(p) = who else { return };
-    let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name.clone(), v);
+    let v = p.identity();
+    let mut put = |name: &HeaderName, value: Option<&HeaderValue>| {
+        if let Some(value) = value {
+            h.insert(name.clone(), value.clone());
         }
     };
-    put(&names.subject, &p.subject);
-    if let Some(c) = &p.client_id {
-        put(&names.client_id, c);
-    }
-    put(&names.scopes, &p.scopes.join(" "));
-    put(&names.method, p.method.as_str());
+    put(&names.subject, v.subject.as_ref());
+    put(&names.client_id, v.client_id.as_ref());
+    put(&names.scopes, v.scopes.as_ref());
+    put(&names.method, Some(&v.method));
 }
 
 /// Sets `Host` to the upstream's authority (a value built once per upstream).

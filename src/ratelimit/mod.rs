@@ -99,20 +99,41 @@ pub struct Decision {
 
 impl Decision {
     /// Adds `RateLimit-Policy: "<policy>";q=<N>;w=<W secs>` and `RateLimit: "<policy>";r=<remaining>;t=<reset>`
-    /// (draft-ietf-httpapi-ratelimit-headers-11), replacing any earlier values.
-    ///
-    /// `policy_name` is written as a structured-field String: `"` and `\` are escaped and
-    /// characters outside printable ASCII become `_`. `Retry-After` is the error layer's job.
-    pub fn write_headers(&self, policy_name: &str, headers: &mut HeaderMap) {
-        let name = sf_string(policy_name);
-        let policy = format!("{name};q={};w={}", self.limit.max, self.limit.window_secs());
-        let current = format!("{name};r={};t={}", self.remaining, self.reset_secs);
-        // Both strings are printable ASCII by construction, so these never fail.
-        if let Ok(v) = HeaderValue::try_from(policy) {
-            headers.insert(RATELIMIT_POLICY, v);
+    /// (draft-ietf-httpapi-ratelimit-headers-11), replacing any earlier values. The policy
+    /// field and the name come ready-made from `policy` (built once per route); only the two
+    /// numbers of `RateLimit` are written per request. `Retry-After` is the error layer's job.
+    pub fn write_headers(&self, policy: &PolicyHeaders, headers: &mut HeaderMap) {
+        headers.insert(RATELIMIT_POLICY, policy.policy.clone());
+        let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (r, t) = (r.format(self.remaining), t.format(self.reset_secs));
+        let mut current = String::with_capacity(policy.name.len() + r.len() + t.len() + 6);
+        for part in [&*policy.name, ";r=", r, ";t=", t] {
+            current.push_str(part);
         }
+        // Printable ASCII by construction, so this never fails.
         if let Ok(v) = HeaderValue::try_from(current) {
             headers.insert(RATELIMIT, v);
+        }
+    }
+}
+
+/// The parts of a route's rate-limit fields that do not change per request: the
+/// `RateLimit-Policy` value and the policy name as a structured-field String.
+#[derive(Debug, Clone)]
+pub struct PolicyHeaders {
+    name: Box<str>,
+    policy: HeaderValue,
+}
+
+impl PolicyHeaders {
+    /// The fields of `limit` under `policy_name`. The name is written as a structured-field
+    /// String: `"` and `\` are escaped and characters outside printable ASCII become `_`.
+    pub fn new(policy_name: &str, limit: Limit) -> Self {
+        let name = sf_string(policy_name);
+        let policy = format!("{name};q={};w={}", limit.max, limit.window_secs());
+        Self {
+            policy: HeaderValue::try_from(policy).unwrap_or(HeaderValue::from_static("")),
+            name: name.into_boxed_str(),
         }
     }
 }
@@ -157,11 +178,12 @@ mod tests {
     #[test]
     fn headers_follow_draft_11_syntax() {
         let mut h = HeaderMap::new();
-        decision(true, 999, 12).write_headers("user", &mut h);
+        let user = PolicyHeaders::new("user", Limit::parse("1000/5m").unwrap());
+        decision(true, 999, 12).write_headers(&user, &mut h);
         assert_eq!(h["ratelimit-policy"], r#""user";q=1000;w=300"#);
         assert_eq!(h["ratelimit"], r#""user";r=999;t=12"#);
         // A second write replaces, never appends.
-        decision(false, 0, 7).write_headers("user", &mut h);
+        decision(false, 0, 7).write_headers(&user, &mut h);
         assert_eq!(h.get_all("ratelimit").iter().count(), 1);
         assert_eq!(h["ratelimit"], r#""user";r=0;t=7"#);
         assert!(h.get("retry-after").is_none());
@@ -170,7 +192,8 @@ mod tests {
     #[test]
     fn policy_name_is_a_valid_sf_string() {
         let mut h = HeaderMap::new();
-        decision(true, 1, 1).write_headers("a\"b\\c\u{e9}\n", &mut h);
+        let odd = PolicyHeaders::new("a\"b\\c\u{e9}\n", Limit::parse("1/1s").unwrap());
+        decision(true, 1, 1).write_headers(&odd, &mut h);
         assert_eq!(h["ratelimit"], r#""a\"b\\c__";r=1;t=1"#);
     }
 

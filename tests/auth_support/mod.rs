@@ -225,7 +225,7 @@ fn rsa_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 /// The error description of an `InvalidToken`, or a panic.
 pub fn invalid_why(
-    r: Result<Option<portcullis::auth::Principal>, portcullis::auth::AuthError>,
+    r: Result<Option<std::sync::Arc<portcullis::auth::Principal>>, portcullis::auth::AuthError>,
 ) -> String {
     match r {
         Err(portcullis::auth::AuthError::InvalidToken(why)) => why,
