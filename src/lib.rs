@@ -43,6 +43,7 @@ pub mod route;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tunnel;
 pub mod webhook;
 
 /// Installs the process-wide crypto providers (aws-lc-rs) for rustls and jsonwebtoken. Call once
