@@ -222,3 +222,52 @@ async fn open_tunnels_are_a_metric() {
     drop(ws);
     assert!(eventually(|| up.ended.load(Ordering::SeqCst) == 1).await);
 }
+
+fn check(cfg: &str) -> (i32, String, String) {
+    let dir = temp_dir("ws-check");
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, cfg.replace("{UPSTREAM}", "127.0.0.1:9")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_notes_relaxed_tunnel_limits_and_refuses_bad_ones() {
+    let (code, out, _) = check(&config(""));
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("tunnels."), "{out}");
+    let (code, out, _) = check(&config("[tunnels]\nidle_timeout = \"5m\"\nmax_per_ip = 64"));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("note: tunnels.idle_timeout = 300s is longer than the default 60s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: tunnels.max_per_ip = 64 is higher than the default 16"),
+        "{out}"
+    );
+    let (code, _, err) = check(&config("[tunnels]\nmax_total = 0"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("tunnels.max_total: a cap of 0 would refuse every WebSocket"),
+        "{err}"
+    );
+    assert!(err.contains("portcullis.toml:"), "{err}");
+    let echo = config("").replace("url = \"http://{UPSTREAM}\"", "kind = \"echo\"");
+    let (code, _, err) = check(&echo);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "routes[0].websocket: websocket = true needs an upstream with an http or https url"
+        ),
+        "{err}"
+    );
+}

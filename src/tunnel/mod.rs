@@ -308,12 +308,13 @@ impl Plan {
         } = self;
         let started = Instant::now();
         let both = async { tokio::try_join!(client, upstream) };
-        let (client, upstream) = match tokio::time::timeout(bounds.settings.idle_timeout, both)
-            .await
-        {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
-            Err(_) => return tracing::debug!("WebSocket upgrade did not complete in time"),
+        let upgraded = tokio::time::timeout(bounds.settings.idle_timeout, both).await;
+        let Ok(Ok((client, upstream))) = upgraded else {
+            tracing::debug!("a WebSocket upgrade did not complete; no tunnel");
+            if let Some(r) = record {
+                log(&r, End::NotOpened, &pump::Traffic::new(), started.elapsed());
+            }
+            return;
         };
         metrics::gauge!("portcullis_tunnels_open").increment(1.0);
         let (end, traffic) = pump(

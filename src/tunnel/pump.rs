@@ -28,6 +28,8 @@ pub enum End {
     MaxLifetime,
     /// The gateway shut down (after its grace period).
     Shutdown,
+    /// The answer was sent but an upgrade never completed (a side vanished): no tunnel.
+    NotOpened,
 }
 
 impl End {
@@ -38,6 +40,7 @@ impl End {
             End::IdleTimeout => "idle_timeout",
             End::MaxLifetime => "max_lifetime",
             End::Shutdown => "shutdown",
+            End::NotOpened => "not_opened",
         }
     }
 }
@@ -54,8 +57,15 @@ pub struct Traffic {
     last_ms: AtomicU64,
 }
 
+impl Default for Traffic {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Traffic {
-    fn new() -> Self {
+    /// Nothing crossed yet; the clock starts now.
+    pub fn new() -> Self {
         Self {
             started: Instant::now(),
             up: AtomicU64::new(0),
