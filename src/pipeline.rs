@@ -3,6 +3,8 @@
 //! `handle` is the one wrapper: it runs the steps, turns any `Reject` into the route class's
 //! error envelope, stamps `X-Request-Id` (and the rate-limit headers) on every response, and
 //! writes one access-log event. `run` is the path itself; each step returns `Result<_, Reject>`.
+//! A WebSocket handshake (`tunnel`) takes the same steps; its answer carries a plan that the
+//! wrapper starts, and the tunnel writes the access event when it ends.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
