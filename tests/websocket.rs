@@ -271,3 +271,25 @@ fn check_notes_relaxed_tunnel_limits_and_refuses_bad_ones() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_rate_limit_runs_before_the_upgrade() {
+    let up = EchoUpstream::start().await;
+    let cfg = config("").replace(
+        "[classes.user]\nerrors = \"partner\"",
+        "[classes.user]\nerrors = \"partner\"\nlimit = \"1/1m\"",
+    );
+    let gw = gateway(&cfg, Some(up.addr)).await;
+    let (mut ws, answer) = connect(gw.addr, "/ws/a", &ACME).await.unwrap();
+    assert!(answer.contains_key("ratelimit"), "{answer:?}");
+    assert_eq!(round_trip(&mut ws, "one").await, "one");
+    let (status, body) = connect(gw.addr, "/ws/b", &ACME).await.unwrap_err();
+    assert_eq!(status, 429);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "rate_limit_exceeded");
+    assert_eq!(
+        up.connections(),
+        1,
+        "the limited upgrade reached the upstream"
+    );
+}

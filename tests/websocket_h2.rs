@@ -168,3 +168,30 @@ async fn connect_protocol_is_not_advertised_without_a_websocket_route() {
     let send = h2_client(&gw, roots).await;
     assert!(!send.is_extended_connect_protocol_enabled());
 }
+
+#[tokio::test]
+async fn shutdown_closes_an_h2_tunnel_after_the_grace_period() {
+    let up = EchoUpstream::start().await;
+    let (gw, roots) = tls_gateway(&config(""), up.addr).await;
+    let mut send = h2_client(&gw, roots).await;
+    let (resp, mut out) = send
+        .send_request(connect_request(&gw, "/ws/drain", true), false)
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    out.send_data(client_frame("before"), false).unwrap();
+    assert_eq!(server_frame(&mut body).await, "before");
+    let tunnels = gw.gw.shared().tunnels.clone();
+    let stop = tokio::spawn(gw.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Within the grace period (1s) the tunnel still carries traffic.
+    out.send_data(client_frame("during"), false).unwrap();
+    assert_eq!(server_frame(&mut body).await, "during");
+    let ended =
+        tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = body.data().await {} }).await;
+    assert!(ended.is_ok(), "the h2 tunnel outlived the shutdown");
+    tokio::time::timeout(WAIT, stop).await.unwrap().unwrap();
+    assert_eq!(tunnels.open(), 0);
+    assert!(eventually(|| up.ended() == 1).await);
+}
