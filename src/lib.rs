@@ -7,7 +7,8 @@
 //!   Via loop) -> route match (path rules) -> client IP -> rate limit (route class)
 //!   -> authenticate (route policy: bearer JWT | API-key pair | webhook | none; mixed = refused)
 //!   -> authorize (scopes) -> webhook signature (webhook routes: buffered, verified, replay)
-//!   -> forward upstream (streaming) -> response
+//!      | WebSocket handshake (websocket routes: tunnel caps)
+//!   -> forward upstream (streaming) -> response (| 101: the tunnel, `tunnel`)
 //!   any Reject -> Problem (status, code, description, headers) -> envelope of the route class
 //! ```
 //!
@@ -44,6 +45,7 @@ pub mod route;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tunnel;
 pub mod webhook;
 
 /// Installs the process-wide crypto providers (aws-lc-rs) for rustls and jsonwebtoken. Call once

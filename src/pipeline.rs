@@ -3,6 +3,8 @@
 //! `handle` is the one wrapper: it runs the steps, turns any `Reject` into the route class's
 //! error envelope, stamps `X-Request-Id` (and the rate-limit headers) on every response, and
 //! writes one access-log event. `run` is the path itself; each step returns `Result<_, Reject>`.
+//! A WebSocket handshake (`tunnel`) takes the same steps; its answer carries a plan that the
+//! wrapper starts, and the tunnel writes the access event when it ends.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::ratelimit::Decision;
 use crate::request_check;
 use crate::request_id::{self, RequestId};
 use crate::route::{Found, check_encoded_slashes, normalize_path};
+use crate::tunnel::{self, limits::Tunnels};
 
 /// What the server knows about the connection a request came on (built once per connection).
 #[derive(Debug, Clone)]
@@ -61,6 +64,7 @@ struct Ctx<'a> {
     client_ip: Option<IpAddr>,
     principal: Option<Arc<Principal>>,
     rate: Option<Decision>,
+    tunnels: &'a Arc<Tunnels>,
 }
 
 /// Serves one request: runs the pipeline, renders rejects, logs. `request_id` is the id the
@@ -84,14 +88,22 @@ pub async fn handle(
         client_ip: None,
         principal: None,
         rate: None,
+        tunnels: &gw.shared().tunnels,
     };
     let result = run(&snap, conn, req, &mut ctx).await;
     let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
     ctx.metrics
         .request(resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
-    if let Some((method, path)) = logged {
-        access_log(&ctx, &method, &path, resp.status().as_u16(), started);
+    let status = resp.status().as_u16();
+    match tunnel::take_plan(&mut resp) {
+        // A tunnel writes the request's one access event when it ends.
+        Some(plan) => plan.start(logged.map(|(m, p)| tunnel_record(&ctx, &m, p, status, started))),
+        None => {
+            if let Some((method, path)) = logged {
+                access_log(&ctx, &method, &path, status, started);
+            }
+        }
     }
     resp
 }
@@ -108,6 +120,8 @@ async fn run<'a>(
     request_check::fragment(&req)?;
     request_check::target_length(req.uri(), rules.max_uri_bytes)?;
     request_check::head_size(&req, snap.config.limits.max_header_bytes)?;
+    // Before the method check: an RFC 8441 extended CONNECT goes on as the GET it becomes.
+    let ask = tunnel::ask(&mut req)?;
     request_check::method(req.method())?;
     request_check::host(&req)?;
     request_check::header_names(req.headers_mut(), rules.underscores)?;
@@ -119,6 +133,7 @@ async fn run<'a>(
     let route = find_route(snap, &req, &path, ctx)?;
     check_encoded_slashes(&path, route.spec.allow_encoded_slashes)?;
     rate_limit(snap, route, client_ip, ctx).await?;
+    tunnel::allowed(ask, route.spec.websocket)?;
     if let Some(answer) = request_check::options_reply(&req, route.spec.methods.as_deref()) {
         return Ok(answer);
     }
@@ -138,7 +153,14 @@ async fn run<'a>(
     ctx.principal = principal;
     check_declared_length(req.headers(), route.spec.max_body_bytes)?;
     let (parts, incoming) = req.into_parts();
-    let body = verify_webhook(snap, route, &parts.headers, incoming).await?;
+    let body = match ask {
+        // Last: a refused request never holds a place under the tunnel caps.
+        Some(ask) => {
+            let permit = ctx.tunnels.try_open(client_ip, &snap.config.tunnels)?;
+            RequestBody::Tunnel(tunnel::Admitted::new(ask, permit))
+        }
+        None => verify_webhook(snap, route, &parts.headers, incoming).await?,
+    };
     let key = body.replay_key();
     let resp = forward(snap, route, conn, parts, body, &path, ctx).await;
     // Decided before awaiting: a response body is not `Sync`, so no reference to it may be held.
@@ -147,16 +169,18 @@ async fn run<'a>(
     resp
 }
 
-/// A request body: streamed as it arrives, or already buffered and verified (webhook routes).
+/// A request body: streamed as it arrives, already buffered and verified (webhook routes), or
+/// none: an admitted WebSocket handshake.
 enum RequestBody {
     Streaming(Incoming),
     Verified(crate::webhook::Verified),
+    Tunnel(tunnel::Admitted),
 }
 
 impl RequestBody {
     fn replay_key(&self) -> Option<crate::webhook::replay::ReplayKey> {
         match self {
-            RequestBody::Streaming(_) => None,
+            RequestBody::Streaming(_) | RequestBody::Tunnel(_) => None,
             RequestBody::Verified(v) => Some(v.key),
         }
     }
@@ -304,6 +328,10 @@ async fn forward(
         )),
         // The exact bytes that were verified.
         RequestBody::Verified(v) => full(v.body),
+        // Boxed: the handshake stays out of the future every forwarded request moves.
+        RequestBody::Tunnel(t) => {
+            return Box::pin(forward_tunnel(snap, route, conn, parts, t, path, ctx)).await;
+        }
     };
     rewrite_headers(&mut parts, snap, route, conn, ctx);
     let query = parts.uri.query().map(str::to_string);
@@ -366,6 +394,33 @@ async fn forward(
             Ok(Response::from_parts(parts, boxed(incoming)))
         }
     }
+}
+
+/// Forwards an admitted WebSocket handshake with the same rewrites as any request.
+async fn forward_tunnel(
+    snap: &Snapshot,
+    route: &Route,
+    conn: &ConnInfo,
+    mut parts: http::request::Parts,
+    admitted: tunnel::Admitted,
+    path: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Response<Body>, Reject> {
+    let Target::Http(up) = &route.target else {
+        return Err(Reject::Internal(
+            "a WebSocket route without an http upstream".into(),
+        ));
+    };
+    rewrite_headers(&mut parts, snap, route, conn, ctx);
+    let query = parts.uri.query().map(str::to_string);
+    parts.uri = up.uri_for(path, query.as_deref())?;
+    headers::set_host(&mut parts.headers, up.host());
+    let bounds = tunnel::Bounds {
+        settings: snap.config.tunnels,
+        closing: ctx.tunnels.closing(),
+        head_timeout: snap.config.limits.upstream_response_timeout,
+    };
+    tunnel::open(up, parts, admitted, bounds, &snap.config.forwarding).await
 }
 
 /// The route's body limit; the token service's own, smaller cap on its routes.
@@ -483,6 +538,31 @@ fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
         response::keep_upstream_rate_limit(h, |h| d.write_headers(policy, h));
     }
     h.insert(request_id::HEADER, ctx.request_id.header_value());
+}
+
+/// The access fields of a tunnelled request, logged by its tunnel when it ends.
+fn tunnel_record(
+    ctx: &Ctx<'_>,
+    method: &http::Method,
+    path: String,
+    status: u16,
+    started: Instant,
+) -> tunnel::Record {
+    tunnel::Record {
+        request_id: ctx.request_id.to_string(),
+        route: ctx.route.map(|r| r.index as i64).unwrap_or(-1),
+        class: ctx.class.name.clone(),
+        client_ip: ctx.client_ip,
+        method: method.to_string(),
+        path,
+        status,
+        latency_us: started.elapsed().as_micros() as u64,
+        upstream: ctx.route.map_or(String::new(), |r| r.upstream_name.clone()),
+        principal: ctx
+            .principal
+            .as_ref()
+            .map_or(String::new(), |p| p.subject().to_string()),
+    }
 }
 
 /// One structured event per request (only called when the `access` target is enabled).

@@ -44,6 +44,8 @@ pub struct Shared {
     /// Webhook replay memory when no shared backend is configured (outlives reloads, so a
     /// reload never reopens a replay window).
     pub replay: Arc<crate::webhook::MemoryReplay>,
+    /// Open WebSocket tunnels (counted against `[tunnels]` caps across reloads).
+    pub tunnels: Arc<crate::tunnel::limits::Tunnels>,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
             check_only: false,
             credentials: Arc::default(),
             replay: Arc::default(),
+            tunnels: Arc::default(),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct RawConfig {
     pub forwarding: crate::proxy::forwarding::RawForwarding,
     /// Inbound verification schemes and outbound senders (owned by `webhook`).
     pub webhooks: Option<crate::webhook::RawWebhooks>,
+    /// WebSocket tunnel limits (owned by `tunnel::settings`).
+    #[serde(default)]
+    pub tunnels: crate::tunnel::settings::RawTunnels,
 }
 
 /// `[server]`
@@ -202,6 +205,8 @@ pub struct Route {
     pub providers: Option<Vec<SString>>,
     /// `auth = "webhook"`: the `[webhooks.inbound.NAME]` scheme requests must be signed with.
     pub webhook: Option<SString>,
+    /// Accept WebSocket upgrades (HTTP/1.1 and RFC 8441) on this route; default false.
+    pub websocket: Option<Spanned<bool>>,
 }
 
 /// `[rate_limit]`

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::diagnostic::Diagnostics;
 use super::raw::{self, RawConfig, SString};
 use super::validate::{
-    ClassSpec, Limits, RouteSpec, UpstreamSpec, limit, opt_bytes, reference, span,
+    ClassSpec, Limits, RouteSpec, UpstreamSpec, UpstreamTarget, limit, opt_bytes, reference, span,
 };
 use crate::auth::{AuthPolicy, KeyHeaders};
 use crate::ratelimit::PolicyHeaders;
@@ -113,6 +113,7 @@ pub(super) fn routes(
         }
         let api_key = route_key_headers(r, auth, &key, d);
         let webhook = route_webhook(raw, r, auth, &key, d);
+        let websocket = route_websocket(r, auth, ups, upstream, &key, d);
         let (Some(class), Some(upstream)) = (class, upstream) else {
             continue;
         };
@@ -137,6 +138,7 @@ pub(super) fn routes(
             allow_encoded_slashes: r.allow_encoded_slashes.unwrap_or(false),
             api_key,
             webhook,
+            websocket,
         });
     }
     out
@@ -205,4 +207,37 @@ fn route_webhook(
         }
         (None, _) => None,
     }
+}
+
+/// `websocket = true` needs an HTTP(S) upstream (the built-in targets speak no WebSocket) and a
+/// credential policy that reads no body (a webhook signature covers a body a handshake lacks).
+fn route_websocket(
+    r: &raw::Route,
+    auth: AuthPolicy,
+    ups: &[UpstreamSpec],
+    upstream: Option<usize>,
+    key: &str,
+    d: &mut Diagnostics,
+) -> bool {
+    let Some(ws) = r.websocket.as_ref().filter(|w| *w.get_ref()) else {
+        return false;
+    };
+    let http = upstream.is_none_or(|u| matches!(ups[u].target, UpstreamTarget::Http(_)));
+    if !http {
+        d.push(
+            span(ws),
+            format!("{key}.websocket"),
+            "websocket = true needs an upstream with an http or https url",
+            "point the route at an [upstreams.NAME] with url = \"http://...\", or remove websocket",
+        );
+    }
+    if auth == AuthPolicy::Webhook {
+        d.push(
+            span(ws),
+            format!("{key}.websocket"),
+            "websocket = true cannot be combined with auth = \"webhook\" (a handshake has no body to sign)",
+            "use auth = \"bearer\", \"api_key\" or \"none\" on the WebSocket route",
+        );
+    }
+    true
 }

@@ -128,6 +128,8 @@ pub struct RouteSpec {
     pub strip_credentials: bool,
     /// Keep encoded slashes (`%2F`) in paths (default: refused).
     pub allow_encoded_slashes: bool,
+    /// Accept WebSocket upgrades (default: refused with `400 websocket_not_allowed`).
+    pub websocket: bool,
     /// Headers carrying API keys on this route.
     pub api_key: KeyHeaders,
     /// `auth = "webhook"`: the `[webhooks.inbound.NAME]` scheme.
@@ -182,6 +184,10 @@ pub struct Validated {
     pub http: crate::request_check::HttpRules,
     /// `Via`, loop detection, untrusted-peer header stripping (`[forwarding]`).
     pub forwarding: crate::proxy::forwarding::ForwardingRules,
+    /// WebSocket tunnel limits (`[tunnels]`).
+    pub tunnels: crate::tunnel::settings::TunnelSettings,
+    /// Some route has `websocket = true` (h2 listeners then advertise extended CONNECT).
+    pub websocket_routes: bool,
 }
 
 impl Validated {
@@ -191,6 +197,9 @@ impl Validated {
         let mut notes = self.http.relaxations();
         notes.extend(crate::server::bounds::relaxations(&self.limits));
         notes.extend(self.forwarding.relaxations());
+        if self.websocket_routes {
+            notes.extend(self.tunnels.relaxations());
+        }
         for (i, r) in self.routes.iter().enumerate() {
             if r.allow_encoded_slashes {
                 notes.push(format!(
@@ -264,6 +273,8 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let state = crate::state::settings::compile(raw.state.as_ref(), &base, d);
     let http = crate::request_check::HttpRules::validate(&raw.http, d);
     let forwarding = crate::proxy::forwarding::ForwardingRules::validate(&raw.forwarding, d);
+    let tunnels = crate::tunnel::settings::TunnelSettings::validate(&raw.tunnels, d);
+    let websocket_routes = routes.iter().any(|r| r.websocket);
     let bearer_routes = routes
         .iter()
         .any(|r| matches!(r.auth, AuthPolicy::Bearer | AuthPolicy::BearerOrApiKey));
@@ -311,6 +322,8 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         state,
         http,
         forwarding,
+        tunnels,
+        websocket_routes,
     })
 }
 

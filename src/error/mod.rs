@@ -62,6 +62,15 @@ pub enum Reject {
     },
     /// A webhook refused (signature, timestamp, replay) or not delivered.
     Webhook(crate::webhook::WebhookError),
+    /// A WebSocket upgrade on a route without `websocket = true`.
+    WebSocketNotAllowed,
+    /// The client IP holds `[tunnels] max_per_ip` open tunnels already.
+    TooManyTunnels {
+        /// The cap.
+        max_per_ip: usize,
+    },
+    /// The gateway holds `[tunnels] max_total` open tunnels already.
+    TunnelsFull,
     /// A bug or an unexpected failure; never a panic. The text is logged, not sent.
     Internal(String),
 }
@@ -203,6 +212,25 @@ impl Reject {
                 "upstream_timeout",
                 "The upstream service did not respond in time.",
             ),
+            Reject::WebSocketNotAllowed => Problem::new(
+                S::BAD_REQUEST,
+                "websocket_not_allowed",
+                "This path does not accept WebSocket upgrades; send the request without Upgrade.",
+            ),
+            Reject::TooManyTunnels { max_per_ip } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_tunnels",
+                format!(
+                    "This client already holds {max_per_ip} open WebSocket connections; close one and retry."
+                ),
+            )
+            .with(RETRY_AFTER, "1"),
+            Reject::TunnelsFull => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "The gateway holds its maximum of open WebSocket connections; retry later.",
+            )
+            .with(RETRY_AFTER, "1"),
             Reject::Internal(_) => Problem::new(
                 S::INTERNAL_SERVER_ERROR,
                 "internal_server_error",

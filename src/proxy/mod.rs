@@ -161,6 +161,19 @@ impl Upstream {
         self.pool.send(req, head_timeout, body_idle)
     }
 
+    /// Sends a WebSocket handshake on a connection of its own; waits at most `head_timeout`
+    /// for the response head.
+    pub async fn send_upgrade(
+        &self,
+        mut req: Request<Body>,
+        head_timeout: Duration,
+    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+        *req.version_mut() = Version::HTTP_11;
+        tokio::time::timeout(head_timeout, self.pool.send_upgrade(req))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+    }
+
     /// Idle pooled connections to this upstream (tests, diagnostics).
     pub fn idle_connections(&self) -> usize {
         self.pool.idle_count()

@@ -171,15 +171,39 @@ impl ConnPool {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<SentBody>, UpstreamError> {
+    /// Sends an upgrade request (a WebSocket handshake) on a new connection of its own, driven
+    /// with upgrades: an upgraded connection never comes back to the pool.
+    pub async fn send_upgrade(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let io = self.open().await?;
+        let (mut tx, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
+            }
+        });
+        tx.send_request(req).await.map_err(failed)
+    }
+
+    /// A new TCP (and TLS) connection to the upstream.
+    async fn open(&self) -> Result<<Connector as Service<Uri>>::Response, UpstreamError> {
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(|e| UpstreamError::Connect(error_chain(&*e)))?;
-        let io = connector
+        connector
             .call(self.dst.clone())
             .await
-            .map_err(|e| UpstreamError::Connect(error_chain(&*e)))?;
+            .map_err(|e| UpstreamError::Connect(error_chain(&*e)))
+    }
+
+    async fn connect(&self) -> Result<SendRequest<SentBody>, UpstreamError> {
+        let io = self.open().await?;
         let (tx, conn) = http1::Builder::new()
             .handshake(io)
             .await

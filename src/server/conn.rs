@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Request;
+use http::header::UPGRADE;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -161,6 +162,28 @@ impl Drop for InFlight {
     }
 }
 
+/// Keeps a connection counted busy while a tunnel on it lives. On h2 the tunnel's stream
+/// outlives its (empty) response, whose end alone would let the idle close cut the tunnel.
+/// Put in the extensions of requests that may ask for a tunnel (`CONNECT`, `Upgrade`).
+#[derive(Debug, Clone)]
+pub struct ConnHold(Arc<ConnState>);
+
+impl ConnHold {
+    /// Counts one more request in flight until the returned guard drops.
+    pub fn busy(&self) -> Busy {
+        Busy(InFlight::begin(&self.0))
+    }
+}
+
+/// One tunnel holding its connection busy (see [`ConnHold`]).
+pub struct Busy(#[allow(dead_code)] InFlight);
+
+impl std::fmt::Debug for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Busy")
+    }
+}
+
 /// Serves one client connection until it closes, is closed, or the server shuts down.
 pub async fn serve<S>(
     builder: &Builder<TokioExecutor>,
@@ -194,6 +217,9 @@ pub async fn serve<S>(
             let request_id = RequestId::from_headers(req.headers());
             if state.fragments.take(req.uri()) {
                 req.extensions_mut().insert(request_check::SentFragment);
+            }
+            if req.method() == http::Method::CONNECT || req.headers().contains_key(UPGRADE) {
+                req.extensions_mut().insert(ConnHold(state.clone()));
             }
             // Boxed: hyper moves the service future into its dispatcher by value, and the
             // pipeline's future is several KiB. Allocated first and written in place, so it is

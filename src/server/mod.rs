@@ -7,7 +7,8 @@
 //! request in flight, `client_write_timeout` on a client that stops reading, h2 stream and
 //! control-frame limits, and a panic in a handler answered 500 (`catch`). Oversized heads are
 //! refused by hyper's buffer cap (the pipeline renders 431 for heads between the configured limit
-//! and it). On shutdown, listeners close and in-flight requests get `shutdown_grace` to finish.
+//! and it). On shutdown, listeners close and in-flight requests and WebSocket tunnels get
+//! `shutdown_grace` to finish; tunnels still open then are closed.
 
 pub mod accept;
 pub mod bounds;
@@ -37,6 +38,8 @@ use conn::ConnSettings;
 use conns::Slot;
 
 static REFUSED: LogLimit = LogLimit::per_secs(10);
+/// How long tunnels told to close (after the grace period) get to go.
+const TUNNEL_CLOSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A bound listener, ready to serve.
 pub struct Server {
@@ -66,7 +69,11 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains in-flight requests (bounded by the grace time).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
-        let builder = Arc::new(http_builder(&self.gw.snapshot().config.limits));
+        let snap = self.gw.snapshot();
+        let limits = &snap.config.limits;
+        // [plain, with RFC 8441]: SETTINGS_ENABLE_CONNECT_PROTOCOL only while a route allows
+        // WebSocket (decided per connection, so a reload that adds one takes effect).
+        let builders = [false, true].map(|ws| Arc::new(http_builder(limits, ws)));
         let mut backoff = accept::Backoff::default();
         tokio::pin!(shutdown);
         loop {
@@ -74,7 +81,7 @@ impl Server {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         backoff.reset();
-                        self.admit(stream, peer, &builder, &stopped);
+                        self.admit(stream, peer, &builders, &stopped);
                     }
                     Err(e) => backoff.failed("main", &e).await,
                 },
@@ -85,10 +92,19 @@ impl Server {
         drop(self.listener);
         let _ = stop.send(true);
         let grace = self.gw.snapshot().config.shutdown_grace;
-        let drained = self.gw.connections().all_closed();
+        let tunnels = &self.gw.shared().tunnels;
+        let drained = async {
+            self.gw.connections().all_closed().await;
+            tunnels.all_closed().await;
+        };
         if tokio::time::timeout(grace, drained).await.is_err() {
-            tracing::warn!("shutdown grace elapsed with connections still open");
+            tracing::warn!(
+                tunnels = tunnels.open(),
+                "shutdown grace elapsed with connections or tunnels still open; closing them"
+            );
         }
+        tunnels.close_all();
+        let _ = tokio::time::timeout(TUNNEL_CLOSE, tunnels.all_closed()).await;
     }
 
     /// Takes a connection slot (or closes the connection over a cap) and spawns its task.
@@ -96,10 +112,12 @@ impl Server {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        builder: &Arc<Builder<TokioExecutor>>,
+        builders: &[Arc<Builder<TokioExecutor>>; 2],
         stopped: &watch::Receiver<bool>,
     ) {
-        let limits = &self.gw.snapshot().config.limits;
+        let snap = self.gw.snapshot();
+        let builder = &builders[usize::from(snap.config.websocket_routes)];
+        let limits = &snap.config.limits;
         let conns = self.gw.connections();
         match conns.try_open(
             peer.ip(),
@@ -156,7 +174,7 @@ impl Server {
 }
 
 /// HTTP/1.1 + HTTP/2 (prior knowledge or ALPN) with the configured head limits and timeouts.
-fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
+fn http_builder(limits: &Limits, websocket: bool) -> Builder<TokioExecutor> {
     // hyper's own cap is the hard stop; heads between the configured limit and it get our 431.
     let hard_cap = (limits.max_header_bytes * 2).max(16 * 1024);
     let mut b = Builder::new(TokioExecutor::new());
@@ -168,5 +186,8 @@ fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_header_list_size(hard_cap as u32)
         .max_concurrent_streams(limits.h2_max_concurrent_streams);
+    if websocket {
+        b.http2().enable_connect_protocol();
+    }
     b
 }
