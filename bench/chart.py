@@ -52,13 +52,15 @@ def summary(runs):
 def bars(x0, y, width, value, scale, color, label, whisker=None):
     w = max(1.0, value * scale)
     out = [f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{BAR_H}" fill="{color}"/>']
+    end = x0 + w
     if whisker:
         lo, hi = (x0 + v * scale for v in whisker)
         mid = y + BAR_H / 2
         out.append(f'<line x1="{lo:.1f}" y1="{mid}" x2="{hi:.1f}" y2="{mid}" stroke="#1a202c"/>')
         for x in (lo, hi):
             out.append(f'<line x1="{x:.1f}" y1="{mid - 4}" x2="{x:.1f}" y2="{mid + 4}" stroke="#1a202c"/>')
-    text_x = min(x0 + w + 4, x0 + width - 60)
+        end = max(end, hi)
+    text_x = min(end + 4, x0 + width - 60)
     out.append(f'<text x="{text_x:.1f}" y="{y + BAR_H - 3}" class="v">{escape(label)}</text>')
     return out
 
@@ -70,7 +72,7 @@ def render(data, title):
     rows = [data.get(r) for _, g, h in pairs for r in (g, h)]
     max_rps = max([r["hi"] for r in rows if r] + [data.get("direct", {}).get("rps", 0)])
     max_p99 = max(r["p99"] for r in rows if r)
-    s_rps, s_p99 = (PANEL_W - 70) / max_rps, (PANEL_W - 70) / max_p99
+    s_rps, s_p99 = (PANEL_W - 110) / max_rps, (PANEL_W - 70) / max_p99
     height = TOP + len(pairs) * (2 * BAR_H + GAP) + 40
     width = LABEL_W + 2 * PANEL_W + 20
     x_rps, x_p99 = LABEL_W, LABEL_W + PANEL_W + 10

@@ -17,6 +17,8 @@ fn invalid(why: &str) -> AuthError {
 
 impl Authenticator {
     /// The bearer credential of a request (at most one `Authorization`, checked before).
+    /// The token's b64token syntax is checked on a cache miss only: a hit means these exact
+    /// bytes passed the check, and verification, before.
     pub(super) async fn bearer(
         &self,
         sent: &Presented<'_>,
@@ -26,8 +28,9 @@ impl Authenticator {
             .authorization
             .first
             .ok_or_else(|| self.missing_authorization())?;
-        let token = bearer_token(value.as_bytes()).ok_or(AuthError::InvalidAuthorizationFormat)?;
-        self.verify_token_for(token, providers).await
+        let token =
+            bearer_credential(value.as_bytes()).ok_or(AuthError::InvalidAuthorizationFormat)?;
+        self.verify(token, providers, true).await
     }
 
     /// Verifies a bearer token from any provider and returns its principal.
@@ -41,6 +44,19 @@ impl Authenticator {
         &self,
         token: &str,
         providers: ProviderSet,
+    ) -> Result<Arc<Principal>, AuthError> {
+        self.verify(token, providers, false).await
+    }
+
+    /// `check_syntax`: a token that is not a `b64token` is `InvalidAuthorizationFormat`. It is
+    /// checked after the cache: only verified tokens are cached, and a verified JWT is three
+    /// base64url segments (`jwt::parse` and the signature check decode them strictly), which
+    /// is always a `b64token`.
+    async fn verify(
+        &self,
+        token: &str,
+        providers: ProviderSet,
+        check_syntax: bool,
     ) -> Result<Arc<Principal>, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(invalid("token too large"));
@@ -62,6 +78,9 @@ impl Authenticator {
                 return Err(e);
             }
             return Ok(hit.principal);
+        }
+        if check_syntax && !is_b64token(token) {
+            return Err(AuthError::InvalidAuthorizationFormat);
         }
         let parsed = jwt::parse(token, self.max_token_bytes)?;
         let claims = jwt::decode_claims(parsed.payload_b64)?;
@@ -125,16 +144,24 @@ pub(super) fn is_bearer_scheme(value: &[u8]) -> bool {
 /// The token of `Bearer <token>`: one RFC 6750 `b64token`,
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn bearer_token(value: &[u8]) -> Option<&str> {
+    bearer_credential(value).filter(|t| is_b64token(t))
+}
+
+/// The text after `Bearer `, spaces trimmed, not yet checked to be a `b64token`.
+fn bearer_credential(value: &[u8]) -> Option<&str> {
     if !is_bearer_scheme(value) {
         return None;
     }
     let rest = std::str::from_utf8(&value[6..])
         .ok()?
         .trim_start_matches(' ');
-    let token = rest.trim_end_matches(' ');
+    Some(rest.trim_end_matches(' '))
+}
+
+/// Whether `token` is one RFC 6750 `b64token`.
+fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
-    let valid = !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)]);
-    valid.then_some(token)
+    !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
 }
 
 /// RFC 6750 b64token characters before the `=` padding, as a table: tokens are hundreds of
