@@ -265,6 +265,10 @@ fn check(file: &std::path::Path) -> ExitCode {
             for warning in config::notes::unrouted(&snap) {
                 println!("warning: {warning}");
             }
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            for warning in config::demo::published_credentials(&text) {
+                println!("warning: {warning}");
+            }
             println!("{}", snap.admin_api.describe());
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
@@ -295,6 +299,10 @@ fn serve(path: &std::path::Path, format: LogFormat) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for warning in config::demo::published_credentials(&text) {
+        tracing::warn!("{warning}");
+    }
     // One worker: a current-thread runtime (no work-stealing machinery, like one HAProxy thread).
     let mut rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()

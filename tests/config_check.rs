@@ -65,6 +65,20 @@ fn the_example_config_checks_clean() {
     let (code, out, err) = run(&["check", cfg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with(": OK\n"));
+    // Its DEMO credentials are published in the README, and check says so for each.
+    for (key, what) in [
+        ("admin.tokens[0].token_hash", "the demo operator token"),
+        ("apps[0].key_hash", "the demo API key of app demo-admin"),
+        (
+            "oauth.clients[0].secret_hash",
+            "the demo OAuth client secret",
+        ),
+    ] {
+        assert!(
+            out.contains(&format!("warning: {key} is {what}")),
+            "{key}: {out}"
+        );
+    }
 }
 
 /// Every relaxed edge rule is named by `check`, which still passes.

@@ -6,6 +6,7 @@
 //! are all reported in one pass, together with the semantic problems `validate` finds.
 
 pub mod compile;
+pub mod demo;
 pub mod diagnostic;
 pub mod notes;
 pub mod raw;
