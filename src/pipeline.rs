@@ -550,7 +550,7 @@ fn tunnel_record(
 ) -> tunnel::Record {
     tunnel::Record {
         request_id: ctx.request_id.to_string(),
-        route: ctx.route.map(|r| r.index as i64).unwrap_or(-1),
+        route: route_name(ctx).to_string(),
         class: ctx.class.name.clone(),
         client_ip: ctx.client_ip,
         method: method.to_string(),
@@ -565,9 +565,14 @@ fn tunnel_record(
     }
 }
 
+/// The route's name for the log, `-` when none matched.
+fn route_name<'c>(ctx: &'c Ctx<'_>) -> &'c str {
+    ctx.route.map_or("-", |r| r.spec.name.as_str())
+}
+
 /// One structured event per request (only called when the `access` target is enabled).
 fn access_log(ctx: &Ctx<'_>, method: &http::Method, path: &str, status: u16, started: Instant) {
-    let route = ctx.route.map(|r| r.index as i64).unwrap_or(-1);
+    let route = route_name(ctx);
     let upstream = ctx.route.map_or("", |r| r.upstream_name.as_str());
     let client_ip = ctx.client_ip.map(tracing::field::display);
     let principal = ctx.principal.as_ref().map_or("", |p| p.subject());

@@ -40,7 +40,10 @@ async fn one_json_event_per_request() {
     assert_eq!(events.len(), 2, "{text}");
     let ok = &events[0];
     assert_eq!(ok["request_id"], "log-me");
-    assert_eq!(ok["route"], 0);
+    assert_eq!(
+        ok["route"], "/v1/partner/user",
+        "an unnamed route is named by its prefix"
+    );
     assert_eq!(ok["class"], "user");
     assert_eq!(ok["client_ip"], "127.0.0.1");
     assert_eq!(ok["method"], "GET");
@@ -51,5 +54,5 @@ async fn one_json_event_per_request() {
     let missing = &events[1];
     assert_eq!(missing["request_id"], "log-404");
     assert_eq!(missing["status"], 404);
-    assert_eq!(missing["route"], -1);
+    assert_eq!(missing["route"], "-");
 }

@@ -175,6 +175,8 @@ pub struct Upstream {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Name in logs and metrics (default: the host and path prefix).
+    pub name: Option<SString>,
     /// Path prefix, matched against the normalized path.
     pub path: SString,
     /// Host to match (without port); any host when absent.

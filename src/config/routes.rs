@@ -69,6 +69,7 @@ pub(super) fn routes(
     let class_names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
     let up_names: Vec<&str> = ups.iter().map(|u| u.name.as_str()).collect();
     let mut seen: HashSet<(String, Option<String>, Option<Vec<String>>)> = HashSet::new();
+    let mut names = HashSet::new();
     let mut out = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
@@ -114,6 +115,7 @@ pub(super) fn routes(
         let api_key = route_key_headers(r, auth, &key, d);
         let webhook = route_webhook(raw, r, auth, &key, d);
         let websocket = route_websocket(r, auth, ups, upstream, &key, d);
+        let name = route_name(r, &prefix, host.as_deref(), &mut names, &key, d);
         let (Some(class), Some(upstream)) = (class, upstream) else {
             continue;
         };
@@ -123,6 +125,7 @@ pub(super) fn routes(
         };
         let limit = own_limit.or(classes[class].limit);
         out.push(RouteSpec {
+            name,
             rate_headers: limit.map(|l| PolicyHeaders::new(&limit_key, l)),
             limit_key,
             prefix,
@@ -142,6 +145,49 @@ pub(super) fn routes(
         });
     }
     out
+}
+
+/// Longest route name accepted.
+const MAX_NAME: usize = 64;
+
+/// The route's name: its `name` key, or `host` + prefix. Names are unique, so a log line or a
+/// metric series names one route; an unnamed route whose default collides gets `#N` (its index).
+fn route_name(
+    r: &raw::Route,
+    prefix: &str,
+    host: Option<&str>,
+    names: &mut HashSet<String>,
+    key: &str,
+    d: &mut Diagnostics,
+) -> String {
+    let Some(given) = &r.name else {
+        let base = format!("{}{prefix}", host.unwrap_or(""));
+        let index = key.trim_start_matches("routes[").trim_end_matches(']');
+        let name = match names.contains(&base) {
+            true => format!("{base}#{index}"),
+            false => base,
+        };
+        names.insert(name.clone());
+        return name;
+    };
+    let name = given.get_ref();
+    let valid = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(valid) {
+        d.push(
+            span(given),
+            format!("{key}.name"),
+            format!("route name \"{name}\" is not 1-{MAX_NAME} letters, digits or _-.:/"),
+            "use a short name such as \"partner-user\"",
+        );
+    } else if !names.insert(name.clone()) {
+        d.push(
+            span(given),
+            format!("{key}.name"),
+            format!("another route is already named \"{name}\""),
+            "give every route its own name (logs and metrics tell routes apart by it)",
+        );
+    }
+    name.clone()
 }
 
 fn route_key_headers(

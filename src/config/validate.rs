@@ -66,6 +66,8 @@ pub struct UpstreamSpec {
 /// A route.
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
+    /// Name in the access log and metrics: the `name` key, or host and prefix.
+    pub name: String,
     /// Normalized prefix without trailing slash (`/` for the root).
     pub prefix: String,
     /// Host to match, lower-case, no port.

@@ -272,8 +272,8 @@ pub fn take_plan<B>(resp: &mut Response<B>) -> Option<Plan> {
 pub struct Record {
     /// `X-Request-Id`.
     pub request_id: String,
-    /// Route index.
-    pub route: i64,
+    /// Route name (`-` when no route matched).
+    pub route: String,
     /// Route class.
     pub class: String,
     /// Client IP (after trusted proxies).
@@ -339,7 +339,7 @@ fn log(r: &Record, end: End, traffic: &pump::Traffic, open_for: Duration) {
     tracing::info!(
         target: "access",
         request_id = %r.request_id,
-        route = r.route,
+        route = %r.route,
         class = %r.class,
         client_ip = r.client_ip.map(tracing::field::display),
         method = %r.method,
