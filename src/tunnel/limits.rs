@@ -6,80 +6,64 @@
 //! when dropped, however the tunnel ends. [`Tunnels`] outlives config reloads (it sits in
 //! `config::Shared`) and carries the shutdown signal that closes every tunnel at once.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::settings::TunnelSettings;
 use crate::error::Reject;
+use crate::server::conns::{Connections, Refused, Slot};
 
-/// Open tunnels, total and per client IP, and the signal that closes them all.
+/// Open tunnels, total and per client IP (the same count the accept loop keeps of
+/// connections), and the signal that closes them all.
 #[derive(Debug)]
 pub struct Tunnels {
-    open: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    closed: Notify,
+    count: Arc<Connections>,
     close: watch::Sender<bool>,
 }
 
 impl Default for Tunnels {
     fn default() -> Self {
         Self {
-            open: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            closed: Notify::new(),
+            count: Arc::default(),
             close: watch::Sender::new(false),
         }
     }
 }
 
-/// One tunnel's place in the count.
+/// One tunnel's place in the count; dropping it gives the place back.
 #[derive(Debug)]
 pub struct Permit {
-    tunnels: Arc<Tunnels>,
-    ip: IpAddr,
+    _slot: Slot,
 }
 
 impl Tunnels {
     /// Takes a place for a tunnel of `ip`, or the reject of the cap it would exceed.
-    pub fn try_open(self: &Arc<Self>, ip: IpAddr, s: &TunnelSettings) -> Result<Permit, Reject> {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if self.open.load(Ordering::Relaxed) >= s.max_total {
-            metrics::counter!("portcullis_tunnels_refused_total", "cap" => "total").increment(1);
-            return Err(Reject::TunnelsFull);
+    pub fn try_open(&self, ip: IpAddr, s: &TunnelSettings) -> Result<Permit, Reject> {
+        match self.count.try_open(ip, s.max_total, s.max_per_ip) {
+            Ok(slot) => Ok(Permit { _slot: slot }),
+            Err(Refused::Total(_)) => {
+                metrics::counter!("portcullis_tunnels_refused_total", "cap" => "total")
+                    .increment(1);
+                Err(Reject::TunnelsFull)
+            }
+            Err(Refused::PerIp(max_per_ip)) => {
+                metrics::counter!("portcullis_tunnels_refused_total", "cap" => "per_ip")
+                    .increment(1);
+                Err(Reject::TooManyTunnels { max_per_ip })
+            }
         }
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= s.max_per_ip {
-            metrics::counter!("portcullis_tunnels_refused_total", "cap" => "per_ip").increment(1);
-            return Err(Reject::TooManyTunnels {
-                max_per_ip: s.max_per_ip,
-            });
-        }
-        *n += 1;
-        self.open.fetch_add(1, Ordering::Relaxed);
-        Ok(Permit {
-            tunnels: self.clone(),
-            ip,
-        })
     }
 
     /// Open tunnels now (handshakes included).
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.count.open()
     }
 
     /// Resolves once no tunnel is open.
     pub async fn all_closed(&self) {
-        loop {
-            let closed = self.closed.notified();
-            if self.open() == 0 {
-                return;
-            }
-            closed.await;
-        }
+        self.count.all_closed().await
     }
 
     /// Tells every tunnel, open or opening, to close now (shutdown, after the grace period).
@@ -93,32 +77,13 @@ impl Tunnels {
     }
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut per_ip = self
-            .tunnels
-            .per_ip
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
-        drop(per_ip);
-        self.tunnels.open.fetch_sub(1, Ordering::Relaxed);
-        self.tunnels.closed.notify_waiters();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn caps_per_ip_and_total_and_permits_give_back() {
-        let t = Arc::new(Tunnels::default());
+        let t = Tunnels::default();
         let s = TunnelSettings {
             max_per_ip: 1,
             max_total: 2,
