@@ -1,6 +1,9 @@
 //! Config check: `portcullis check` and `serve` report every problem with file:line:column, key
 //! path and fix; golden files hold the exact expected output.
 
+#[path = "common/temp.rs"]
+mod temp;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -84,7 +87,7 @@ fn the_example_config_checks_clean() {
 /// Every relaxed edge rule is named by `check`, which still passes.
 #[test]
 fn check_reports_relaxed_edge_rules() {
-    let dir = std::env::temp_dir().join(format!("portcullis-relaxed-{}", std::process::id()));
+    let dir = temp::temp_dir("relaxed");
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("relaxed.toml");
     let base = "[server]\nlisten = \"127.0.0.1:0\"\n[classes.user]\nerrors = \"partner\"\n\
@@ -139,7 +142,7 @@ fn check_reports_relaxed_edge_rules() {
 
 #[test]
 fn toml_syntax_errors_are_located() {
-    let dir = std::env::temp_dir().join(format!("portcullis-syntax-{}", std::process::id()));
+    let dir = temp::temp_dir("syntax");
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("bad.toml");
     std::fs::write(&f, "[server]\nlisten = \"127.0.0.1:0\n").unwrap();
@@ -152,7 +155,7 @@ fn toml_syntax_errors_are_located() {
 /// (which holds the store file's lock) — the check-then-SIGHUP workflow.
 #[test]
 fn check_works_while_a_gateway_holds_the_oauth_store() {
-    let dir = std::env::temp_dir().join(format!("portcullis-check-lock-{}", std::process::id()));
+    let dir = temp::temp_dir("check-lock");
     std::fs::create_dir_all(&dir).unwrap();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     std::fs::write(dir.join("signing.pem"), key.serialize_pem()).unwrap();

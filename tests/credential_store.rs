@@ -5,6 +5,8 @@
 //! file keeps everything across a reopen.
 
 mod redis_support;
+#[path = "common/temp.rs"]
+mod temp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,7 +184,7 @@ async fn credentials_behave_the_same_on_redis_and_embedded() {
 
 #[tokio::test]
 async fn the_embedded_file_keeps_credentials_and_audit_across_a_reopen() {
-    let dir = std::env::temp_dir().join(format!("portcullis-credstore-{}", std::process::id()));
+    let dir = temp::temp_dir("credstore");
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("state.db");
     {

@@ -1,6 +1,9 @@
 //! `portcullis check` on every shipped example (each must pass, and each relaxation it makes is
 //! reported as a note), and on broken contract configs (every problem with file:line:column).
 
+#[path = "common/temp.rs"]
+mod temp;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -130,7 +133,7 @@ fn a_new_public_client_block_passes_check() {
     assert!(!text.contains("secret_hash"));
     let block = &text[text.find("[[oauth.clients]]").unwrap()..];
     let base = std::fs::read_to_string(root().join("tests/golden/oauth_unrouted.toml")).unwrap();
-    let dir = std::env::temp_dir().join(format!("portcullis-newclient-{}", std::process::id()));
+    let dir = temp::temp_dir("newclient");
     std::fs::create_dir_all(&dir).unwrap();
     let key = root().join("config/demo/oauth-es256.pem");
     let config = base

@@ -3,12 +3,15 @@
 //! bad durations and prefixes), validates a good Redis config without connecting and notes the
 //! `open` relaxation; `serve` with `startup = "refuse"` exits when Redis is unreachable.
 
+#[path = "common/temp.rs"]
+mod temp;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("portcullis-state-config-{}", std::process::id()));
+    let dir = temp::temp_dir("state-config");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();

@@ -1,9 +1,11 @@
 //! Test support for the auth tests: temp dirs, configs from TOML text, keys and tokens minted at test time.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+#[path = "../common/temp.rs"]
+mod temp;
+pub use temp::temp_dir;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,18 +23,6 @@ pub const NOW: u64 = 1_800_000_000;
 pub fn init() {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-/// A fresh directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "portcullis-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 pub fn write(dir: &std::path::Path, name: &str, content: impl AsRef<[u8]>) {

@@ -2,6 +2,9 @@
 //! 127.0.0.1:0. Configs are TOML text with `{UPSTREAM}` replaced by the upstream's address.
 #![allow(dead_code)]
 
+mod temp;
+pub use temp::temp_dir;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,42 +164,6 @@ impl TestGateway {
         }
         if let Some(d) = self.done.take() {
             let _ = d.await;
-        }
-    }
-}
-
-/// A fresh temp directory for config and key files. The first call of a test binary also
-/// removes the directories earlier test processes left (a test binary has no teardown hook).
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(remove_dirs_of_ended_test_processes);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir =
-        std::env::temp_dir().join(format!("portcullis-test-{}-{tag}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Removes `portcullis-test-<pid>-*` directories whose process is gone (Linux: no `/proc/<pid>`).
-fn remove_dirs_of_ended_test_processes() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("portcullis-test-"))
-        else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        let ended = pid.parse::<u32>().is_ok_and(|p| {
-            p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        });
-        if ended {
-            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -49,9 +49,11 @@ impl RedisServer {
             which,
             "redis-server is not installed: `apt-get install -y redis-server` (.ci/run does this)"
         );
+        // Named like every test temp dir, so a harness's sweep finds it after a crash.
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("portcullis-redis-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("portcullis-test-{}-redis-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut s = Self {
             port,
