@@ -400,7 +400,7 @@ async fn with_aof_a_refresh_token_survives_kill_9_of_redis() {
     let mut last = (0, serde_json::Value::Null);
     for _ in 0..20 {
         last = refresh(&p.b, &r1).await;
-        if last.0 != 500 {
+        if last.0 != 503 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -410,4 +410,62 @@ async fn with_aof_a_refresh_token_survives_kill_9_of_redis() {
         "the refresh token survived kill -9: {}",
         last.1
     );
+}
+
+/// Redis down: the token endpoint answers `503 temporarily_unavailable` with `Retry-After`
+/// (a retryable outage, not a `500` bug), and issues tokens again once Redis is back.
+#[tokio::test]
+async fn token_endpoint_answers_503_while_redis_is_down() {
+    let mut redis = RedisServer::start().await;
+    let p = two(&redis).await;
+    cc_token(&p.a).await;
+    redis.kill9();
+    let r = post(
+        &p.a,
+        "/oauth2/token",
+        (CLIENT, SECRET),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "meetings:read"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body = json(r).await;
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    let text = body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        !text.contains("Redis") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    redis.restart().await;
+    assert!(
+        p.a.gw
+            .redis()
+            .unwrap()
+            .wait_up(Duration::from_secs(5))
+            .await
+    );
+    let mut status = 0;
+    for _ in 0..20 {
+        let r = post(
+            &p.a,
+            "/oauth2/token",
+            (CLIENT, SECRET),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "meetings:read"),
+            ],
+        )
+        .await;
+        status = r.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "only the outage's answer while reconnecting");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "tokens are issued again once Redis is back");
 }

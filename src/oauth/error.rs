@@ -52,6 +52,9 @@ pub enum OAuthError {
     /// The store or signer failed; the text is logged, not sent.
     #[error("server_error: {0}")]
     Server(String),
+    /// The shared state (Redis) is down or slow: `503`, worth retrying; logged, not sent.
+    #[error("temporarily_unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl OAuthError {
@@ -78,6 +81,7 @@ impl OAuthError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Server(_) => "server_error",
+            Self::Unavailable(_) => "temporarily_unavailable",
         }
     }
 
@@ -117,6 +121,11 @@ impl OAuthError {
                     "The token service failed; try again later.".to_string(),
                     Vec::new(),
                 ),
+                Self::Unavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The token service is briefly unavailable; retry shortly.".to_string(),
+                    vec![(header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER.to_string())],
+                ),
             };
         Problem {
             status,
@@ -128,8 +137,11 @@ impl OAuthError {
 
     /// The response in the RFC 6749 envelope.
     pub fn response(&self) -> Response<Bytes> {
-        if let Self::Server(why) = self {
-            tracing::error!(error = %why, "token service failure");
+        match self {
+            Self::Server(why) => tracing::error!(error = %why, "token service failure"),
+            // The state layer logs Redis failures (rate-limited); one request's is not news.
+            Self::Unavailable(why) => tracing::debug!(error = %why, "token service unavailable"),
+            _ => {}
         }
         let problem = self.problem();
         let body = serde_json::json!({
@@ -160,8 +172,15 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<B
     resp
 }
 
+/// Seconds a client is told to wait after a `503` (the state layer re-checks Redis about this
+/// often).
+const UNAVAILABLE_RETRY_AFTER: u32 = 1;
+
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Server(e.to_string())
+        match e.is_unavailable() {
+            true => Self::Unavailable(e.to_string()),
+            false => Self::Server(e.to_string()),
+        }
     }
 }

@@ -51,7 +51,7 @@ impl Family {
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::failed(e)
 }
 
 fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {

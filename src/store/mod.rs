@@ -31,8 +31,36 @@ pub use redis::RedisStore;
 
 /// A store failure (I/O, corruption, a backend down). Never shown to API consumers verbatim.
 #[derive(Debug, Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
+#[error("store: {message}")]
+pub struct StoreError {
+    message: String,
+    unavailable: bool,
+}
+
+impl StoreError {
+    /// The store answered wrongly (I/O, corruption, an unexpected reply).
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            unavailable: false,
+        }
+    }
+
+    /// The store's backend is down or did not answer in time: worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+}
+
+impl From<crate::state::StateError> for StoreError {
+    /// Every Redis failure (down, timed out, refused the command) is the backend's.
+    fn from(e: crate::state::StateError) -> Self {
+        Self {
+            message: e.to_string(),
+            unavailable: true,
+        }
+    }
+}
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;

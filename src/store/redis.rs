@@ -177,7 +177,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::failed(e)
 }
 
 fn scopes(s: &str) -> Vec<String> {
@@ -260,7 +260,7 @@ impl RedisStore {
                     inv.invoke_async(&mut conn).await
                 })
                 .await
-                .map_err(err)
+                .map_err(StoreError::from)
         })
     }
 }
@@ -365,7 +365,7 @@ impl Store for RedisStore {
                         .await
                 })
                 .await
-                .map_err(err)
+                .map_err(StoreError::from)
         })
     }
 
@@ -408,7 +408,7 @@ impl Store for RedisStore {
                 })
                 .await
                 .map(|set| set.is_some())
-                .map_err(err)
+                .map_err(StoreError::from)
         })
     }
 
@@ -429,7 +429,7 @@ impl Store for RedisStore {
                         .await
                 })
                 .await
-                .map_err(err)
+                .map_err(StoreError::from)
         })
     }
 
@@ -447,7 +447,7 @@ impl Store for RedisStore {
                         .await
                 })
                 .await
-                .map_err(err)?;
+                .map_err(StoreError::from)?;
             Ok(members
                 .iter()
                 .filter_map(|m| revocations::parse(m))
@@ -512,7 +512,7 @@ impl Store for RedisStore {
                     redis::cmd("GET").arg(&key).query_async(&mut conn).await
                 })
                 .await
-                .map_err(err)?;
+                .map_err(StoreError::from)?;
             creds::record(json)
         })
     }
@@ -532,7 +532,7 @@ impl Store for RedisStore {
                     redis::cmd("GET").arg(&key).query_async(&mut conn).await
                 })
                 .await
-                .map_err(err)?;
+                .map_err(StoreError::from)?;
             Ok(v.unwrap_or(0))
         })
     }
@@ -554,7 +554,7 @@ impl Store for RedisStore {
                         .await
                 })
                 .await
-                .map_err(err)?;
+                .map_err(StoreError::from)?;
             creds::audit(&members)
         })
     }

@@ -38,7 +38,7 @@ return out
 "#;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::failed(e)
 }
 
 /// Records from `LIST`'s answer, ordered by id.
