@@ -195,3 +195,51 @@ async fn shutdown_closes_an_h2_tunnel_after_the_grace_period() {
     assert_eq!(tunnels.open(), 0);
     assert!(eventually(|| up.ended() == 1).await);
 }
+
+/// An upstream that answers every handshake `101` with `accept` (or none): the gateway is the
+/// WebSocket client of the bridge and must fail it (RFC 6455 section 4.1).
+async fn switching_upstream(accept: Option<&'static str>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let mut answer = String::from(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+                );
+                if let Some(a) = accept {
+                    answer.push_str(&format!("Sec-WebSocket-Accept: {a}\r\n"));
+                }
+                answer.push_str("\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+                // Hold the connection: a tunnel opened here would stay open.
+                let _ = tokio::time::timeout(WAIT, s.read(&mut buf)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_accept_from_the_upstream_is_502_and_opens_no_tunnel() {
+    for accept in [Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), None] {
+        let up = switching_upstream(accept).await;
+        let (gw, roots) = tls_gateway(&config(""), up).await;
+        let mut send = h2_client(&gw, roots).await;
+        let (resp, _out) = send
+            .send_request(connect_request(&gw, "/ws/live", true), false)
+            .unwrap();
+        let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
+        assert_eq!(resp.status(), 502, "accept {accept:?}");
+        assert_eq!(gw.gw.shared().tunnels.open(), 0, "accept {accept:?}");
+    }
+}

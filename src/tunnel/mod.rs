@@ -11,7 +11,7 @@
 //! upstream connection of its own (an upgraded connection never returns to the pool).
 //!
 //! The upstream's `101` becomes the client's `101` (HTTP/1.1) or `200` (h2; the bridge sends
-//! the upstream a `Sec-WebSocket-Key` of its own). Any other answer is relayed as an ordinary
+//! the upstream a `Sec-WebSocket-Key` of its own and checks its `Sec-WebSocket-Accept`). Any other answer is relayed as an ordinary
 //! response, except a `2xx`, which means the upstream ignored the upgrade: `502`. The answer
 //! carries a [`Plan`]; the pipeline starts it once the response is rendered, and its task waits
 //! for both upgrades and runs the [`pump`] under the `[tunnels]` limits. The tunnel writes the
@@ -141,7 +141,7 @@ pub async fn open(
         .ok_or_else(|| Reject::Internal("a WebSocket ask without an upgrade handle".into()))?;
     let hold = parts.extensions.remove::<ConnHold>().map(|h| h.busy());
     let client_version = parts.version;
-    upstream_head(&mut parts, admitted.ask);
+    let accept = upstream_head(&mut parts, admitted.ask);
     let req = Request::from_parts(parts, empty());
     let mut resp = up
         .send_upgrade(req, bounds.head_timeout)
@@ -151,6 +151,24 @@ pub async fn open(
         return refusal(resp, bounds.head_timeout, forwarding).await;
     }
     if !has_token(resp.headers(), &UPGRADE, "websocket") {
+        return Err(Reject::BadUpstreamResponse);
+    }
+    // RFC 6455 section 4.1: a client fails the connection on a wrong accept; here the gateway
+    // is that client.
+    if let Some(want) = accept
+        && resp
+            .headers()
+            .get(SEC_WEBSOCKET_ACCEPT)
+            .map(HeaderValue::as_bytes)
+            != Some(want.as_bytes())
+    {
+        static LOG: crate::log_limit::LogLimit = crate::log_limit::LogLimit::per_secs(10);
+        if let Some(suppressed) = LOG.admit() {
+            tracing::warn!(
+                suppressed,
+                "the upstream's Sec-WebSocket-Accept does not match the gateway's key"
+            );
+        }
         return Err(Reject::BadUpstreamResponse);
     }
     let upstream = hyper::upgrade::on(&mut resp);
@@ -170,20 +188,34 @@ pub async fn open(
 }
 
 /// The handshake as the upstream receives it: an HTTP/1.1 `GET` upgrade. For the h2 bridge the
-/// gateway is the WebSocket client of the upstream and sends a key of its own.
-fn upstream_head(parts: &mut http::request::Parts, ask: Ask) {
+/// gateway is the WebSocket client of the upstream and sends a key of its own; the
+/// `Sec-WebSocket-Accept` the upstream must answer with is returned.
+fn upstream_head(parts: &mut http::request::Parts, ask: Ask) -> Option<String> {
     let h = &mut parts.headers;
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     h.remove(CONTENT_LENGTH);
-    if ask == Ask::H2 {
-        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
-        if let Ok(key) = HeaderValue::from_str(&key) {
-            h.insert(SEC_WEBSOCKET_KEY, key);
-        }
-        h.entry(SEC_WEBSOCKET_VERSION)
-            .or_insert(HeaderValue::from_static("13"));
+    if ask != Ask::H2 {
+        // The client sent its own key and checks the answer itself.
+        return None;
     }
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let accept = accept_for(&key);
+    h.insert(SEC_WEBSOCKET_KEY, HeaderValue::from_str(&key).ok()?);
+    h.entry(SEC_WEBSOCKET_VERSION)
+        .or_insert(HeaderValue::from_static("13"));
+    Some(accept)
+}
+
+/// RFC 6455 section 4.2.2: base64 of SHA-1 over the key and the protocol's GUID.
+fn accept_for(key: &str) -> String {
+    use sha1::Digest;
+    const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let digest = sha1::Sha1::new()
+        .chain_update(key.as_bytes())
+        .chain_update(GUID.as_bytes())
+        .finalize();
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// The client's answer to an upstream `101`: `101` with the upstream's end-to-end fields
@@ -354,4 +386,15 @@ fn log(r: &Record, end: End, traffic: &pump::Traffic, open_for: Duration) {
         bytes_down = traffic.down.load(Relaxed),
         tunnel_end = end.as_str(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accept_is_the_rfc_6455_example() {
+        assert_eq!(
+            super::accept_for("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
 }
