@@ -185,3 +185,35 @@ fn serve_with_startup_refuse_exits_when_redis_is_unreachable() {
         "{err}"
     );
 }
+
+#[test]
+fn ca_file_needs_rediss_and_a_pem_of_ca_certificates() {
+    let plain = base(
+        "[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\nca_file = \"ca.pem\"",
+        "local",
+    );
+    let (code, _, err) = check(&write("ca-plain.toml", &plain));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("state.ca_file: ca_file is only used with a rediss:// (TLS) URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ca-plain.toml:7:11:"),
+        "the line and column of ca_file: {err}"
+    );
+    let missing = base(
+        "[state]\nbackend = \"redis\"\nurl = \"rediss://127.0.0.1:6379/0\"\nca_file = \"nope.pem\"",
+        "local",
+    );
+    let (code, _, err) = check(&write("ca-missing.toml", &missing));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("state.ca_file") && err.contains("nope.pem"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fix: point ca_file at a PEM file of CA certificates"),
+        "{err}"
+    );
+}

@@ -85,7 +85,17 @@ impl RedisState {
     /// Prepares the connection without opening it (needs a tokio runtime) and starts the
     /// watcher that opens it, checks it every second and reconnects with backoff.
     pub fn start(settings: RedisSettings) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(settings.info.clone()).map_err(|e| e.to_string())?;
+        let client = match &settings.ca_pem {
+            None => redis::Client::open(settings.info.clone()),
+            Some(pem) => redis::Client::build_with_tls(
+                settings.info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| e.to_string())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.timeout.max(settings.store_timeout)))

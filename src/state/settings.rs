@@ -45,6 +45,8 @@ pub struct RawState {
     pub connect_timeout: Option<Spanned<String>>,
     /// `"retry"` (default: serve, not ready, reconnect with backoff) or `"refuse"`.
     pub startup: Option<Spanned<String>>,
+    /// `rediss://` only: the CA certificates (PEM) to trust instead of the system roots.
+    pub ca_file: Option<Spanned<String>>,
 }
 
 /// What `serve` does when Redis is unreachable at start-up.
@@ -73,6 +75,9 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
     /// Start-up policy.
     pub startup: Startup,
+    /// `rediss://` with `ca_file`: the PEM trusted instead of the system roots (read and
+    /// checked when the config is compiled).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -178,6 +183,7 @@ fn redis(raw: &RawState, base: &Path, d: &mut Diagnostics) -> Option<RedisSettin
             Startup::Retry
         }
     };
+    let ca_pem = raw.ca_file.as_ref().and_then(|f| ca_file(f, url, base, d));
     let info = info?;
     let mut settings = info.redis_settings().clone();
     if let Some(user) = &raw.username {
@@ -194,7 +200,34 @@ fn redis(raw: &RawState, base: &Path, d: &mut Diagnostics) -> Option<RedisSettin
         store_timeout,
         connect_timeout,
         startup,
+        ca_pem,
     })
+}
+
+/// `state.ca_file`: only with `rediss://`; the file must hold at least one usable CA certificate.
+fn ca_file(
+    file: &Spanned<String>,
+    url: &Spanned<String>,
+    base: &Path,
+    d: &mut Diagnostics,
+) -> Option<Vec<u8>> {
+    let mut fail = |msg: String, fix: &str| {
+        d.push(Some(file.span()), "state.ca_file", msg, fix.to_string());
+        None
+    };
+    if !url.get_ref().starts_with("rediss://") {
+        return fail(
+            "ca_file is only used with a rediss:// (TLS) URL".into(),
+            "use rediss:// in state.url, or remove ca_file",
+        );
+    }
+    let path = base.join(file.get_ref());
+    if let Err(e) = crate::outbound_tls::with_ca_file(&path) {
+        return fail(e, "point ca_file at a PEM file of CA certificates");
+    }
+    std::fs::read(&path)
+        .map_err(|e| fail(format!("{}: {e}", path.display()), "make it readable"))
+        .ok()
 }
 
 fn connection_info(url: &Spanned<String>, d: &mut Diagnostics) -> Option<redis::ConnectionInfo> {

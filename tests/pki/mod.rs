@@ -2,11 +2,18 @@
 //! it, for upstreams and identity providers that a public root store must not trust.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `internal-ca.pem`, `<name>.pem` and `<name>.key` to `dir`; returns a TLS acceptor
 /// serving that certificate (ALPN h2 and http/1.1).
 pub fn private_ca_acceptor(dir: &Path, name: &str) -> tokio_rustls::TlsAcceptor {
+    let (cert, key) = private_ca(dir, name);
+    portcullis::server::tls::acceptor(&cert, &key).unwrap()
+}
+
+/// Writes `internal-ca.pem`, `<name>.pem` and `<name>.key` (a certificate for 127.0.0.1 signed
+/// by that CA) to `dir`; returns the certificate's and key's paths.
+pub fn private_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -24,5 +31,5 @@ pub fn private_ca_acceptor(dir: &Path, name: &str) -> tokio_rustls::TlsAcceptor 
     std::fs::write(dir.join("internal-ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(&cert, srv_cert.pem()).unwrap();
     std::fs::write(&key, srv_key.serialize_pem()).unwrap();
-    portcullis::server::tls::acceptor(&cert, &key).unwrap()
+    (cert, key)
 }

@@ -14,6 +14,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     aof: bool,
+    /// A TLS port beside the plain one, serving `tls/server.pem` (see [`RedisServer::start_tls`]).
+    pub tls_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -59,10 +61,38 @@ impl RedisServer {
             port,
             dir,
             aof,
+            tls_port: None,
             child: None,
         };
         s.spawn().await;
         s
+    }
+
+    /// Starts redis-server with a TLS port too, serving `cert`/`key` (signed by `ca`); the plain
+    /// port stays for the harness's own commands.
+    pub async fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Self {
+        let mut s = Self::start().await;
+        s.kill9();
+        let tls = s.dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        for (from, to) in [(cert, "server.pem"), (key, "server.key"), (ca, "ca.pem")] {
+            std::fs::copy(from, tls.join(to)).expect("copy a TLS file");
+        }
+        s.tls_port = Some(free_port());
+        s.spawn().await;
+        s
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/0`.
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}/0",
+            self.tls_port.expect("started with TLS")
+        )
     }
 
     async fn spawn(&mut self) {
@@ -72,6 +102,18 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--save", "", "--dir"])
             .arg(&self.dir)
             .args(["--protected-mode", "yes"]);
+        if let Some(port) = self.tls_port {
+            let tls = self.dir.join("tls");
+            cmd.arg("--tls-port")
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(tls.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(tls.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(tls.join("ca.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        }
         if self.aof {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
