@@ -176,6 +176,7 @@ async fn redis_store(server: &RedisServer) -> (Arc<RedisState>, RedisStore) {
         store_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_secs(1),
         startup: Startup::Retry,
+        ca_pem: None,
     })
     .unwrap();
     assert!(state.wait_up(Duration::from_secs(5)).await);
