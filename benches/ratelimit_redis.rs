@@ -60,6 +60,7 @@ fn limiters(rt: &tokio::runtime::Runtime, port: u16) -> (Limiter, Limiter) {
         store_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
         startup: Startup::Retry,
+        ca_pem: None,
     };
     let local = Arc::new(MemoryLimiter::new(
         Settings::default(),
