@@ -142,6 +142,7 @@ async fn redis_store(server: &RedisServer) -> RedisStore {
         store_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
         startup: Startup::Retry,
+        ca_pem: None,
     })
     .unwrap();
     assert!(state.wait_up(Duration::from_secs(5)).await);
