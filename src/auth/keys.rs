@@ -144,40 +144,7 @@ fn load_secret(
     base: &Path,
     diags: &mut Diagnostics<'_>,
 ) -> Option<Vec<u8>> {
-    let text = value.get_ref();
-    let secret = if let Some(name) = text.strip_prefix("env:") {
-        match std::env::var(name) {
-            Ok(v) => v.into_bytes(),
-            Err(_) => {
-                diags.push(
-                    Some(value.span()),
-                    key.to_string(),
-                    format!("environment variable {name} is not set (or not UTF-8)"),
-                    format!("export {name} before starting the gateway"),
-                );
-                return None;
-            }
-        }
-    } else if let Some(file) = text.strip_prefix("file:") {
-        let mut bytes = read_file(
-            &Spanned::new(value.span(), file.to_string()),
-            key,
-            base,
-            diags,
-        )?;
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        bytes
-    } else {
-        diags.push(
-            Some(value.span()),
-            key.to_string(),
-            "secrets are never written in the config file".to_string(),
-            "use secret = \"env:NAME\" or secret = \"file:PATH\"",
-        );
-        return None;
-    };
+    let secret = crate::config::secret_ref::resolve(value, key, base, diags)?;
     let min = min_hmac_secret_bytes(alg);
     if secret.len() < min {
         diags.push(

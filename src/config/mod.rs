@@ -11,6 +11,7 @@ pub mod diagnostic;
 pub mod notes;
 pub mod raw;
 mod routes;
+pub mod secret_ref;
 pub mod units;
 mod upstreams;
 pub mod validate;

@@ -273,37 +273,19 @@ fn connection_info(url: &Spanned<String>, d: &mut Diagnostics) -> Option<redis::
 }
 
 fn secret(value: &Spanned<String>, base: &Path, d: &mut Diagnostics) -> Option<String> {
-    let text = value.get_ref();
-    let fail = |d: &mut Diagnostics, msg: String, fix: String| {
-        d.push(Some(value.span()), "state.password", msg, fix);
-        None
-    };
-    if let Some(name) = text.strip_prefix("env:") {
-        return match std::env::var(name) {
-            Ok(v) => Some(v),
-            Err(_) => fail(
-                d,
-                format!("environment variable {name} is not set (or not UTF-8)"),
-                format!("export {name} before starting the gateway"),
-            ),
-        };
+    let bytes = crate::config::secret_ref::resolve(value, "state.password", base, d)?;
+    match String::from_utf8(bytes) {
+        Ok(s) => Some(s),
+        Err(_) => {
+            d.push(
+                Some(value.span()),
+                "state.password",
+                "the password is not UTF-8",
+                "write the password as text",
+            );
+            None
+        }
     }
-    if let Some(file) = text.strip_prefix("file:") {
-        let path = base.join(file);
-        return match std::fs::read_to_string(&path) {
-            Ok(s) => Some(s.trim_end_matches(['\r', '\n']).to_string()),
-            Err(e) => fail(
-                d,
-                format!("cannot read {}: {e}", path.display()),
-                "check the path (relative to the config file's directory)".into(),
-            ),
-        };
-    }
-    fail(
-        d,
-        "secrets are never written in the config file".into(),
-        "use password = \"env:NAME\" or password = \"file:PATH\"".into(),
-    )
 }
 
 fn prefix(raw: Option<&Spanned<String>>, d: &mut Diagnostics) -> String {

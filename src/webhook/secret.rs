@@ -63,54 +63,12 @@ impl Secret {
         base: &Path,
         d: &mut Diagnostics,
     ) -> Option<Self> {
-        let text = value.get_ref();
-        let at = Some(value.span());
-        let bytes = if let Some(name) = text.strip_prefix("env:") {
-            match std::env::var(name) {
-                Ok(v) => v.into_bytes(),
-                Err(_) => {
-                    d.push(
-                        at,
-                        key,
-                        format!("environment variable {name} is not set (or not UTF-8)"),
-                        format!("export {name} before starting the gateway"),
-                    );
-                    return None;
-                }
-            }
-        } else if let Some(file) = text.strip_prefix("file:") {
-            let path = base.join(file);
-            match std::fs::read(&path) {
-                Ok(mut b) => {
-                    while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                        b.pop();
-                    }
-                    b
-                }
-                Err(e) => {
-                    d.push(
-                        at,
-                        key,
-                        format!("cannot read {}: {e}", path.display()),
-                        "check the path (relative paths are resolved against the config file's directory)",
-                    );
-                    return None;
-                }
-            }
-        } else {
-            d.push(
-                at,
-                key,
-                "secrets are never written in the config file",
-                "use \"env:NAME\" or \"file:PATH\"",
-            );
-            return None;
-        };
+        let bytes = crate::config::secret_ref::resolve(value, key, base, d)?;
         match Self::from_text(&bytes, format) {
             Ok(s) => Some(s),
             Err(why) => {
                 d.push(
-                    at,
+                    Some(value.span()),
                     key,
                     format!("unusable webhook secret: {why}"),
                     match format {
