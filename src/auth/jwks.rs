@@ -199,10 +199,12 @@ impl JwksSource {
                     "jwks fetched"
                 );
                 self.keys.store(Arc::new(keys));
+                crate::metrics::jwks_refresh(&self.url, true);
                 interval
             }
             Err(why) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_refresh(&self.url, false);
                 tracing::warn!(
                     url = %self.url,
                     error = %why,

@@ -237,7 +237,9 @@ fn upstream_reject(e: UpstreamError) -> Reject {
     tracing::warn!(error = %e, "WebSocket handshake to the upstream failed");
     match e {
         UpstreamError::Timeout => Reject::UpstreamTimeout,
-        UpstreamError::Connect(_) | UpstreamError::Failed(_) => Reject::BadGateway,
+        UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Failed(_) => {
+            Reject::BadGateway
+        }
     }
 }
 
@@ -290,6 +292,8 @@ pub struct Record {
     pub upstream: String,
     /// Authenticated subject.
     pub principal: String,
+    /// How it was authenticated (`none`, `bearer`, `api_key`).
+    pub auth: &'static str,
 }
 
 impl Plan {
@@ -348,6 +352,7 @@ fn log(r: &Record, end: End, traffic: &pump::Traffic, open_for: Duration) {
         latency_us = r.latency_us,
         upstream = %r.upstream,
         principal = %r.principal,
+        auth = r.auth,
         tunnel = true,
         tunnel_ms = open_for.as_millis() as u64,
         bytes_up = traffic.up.load(Relaxed),
