@@ -73,8 +73,10 @@ async fn every_kind_of_request_is_counted_by_route_class_status_and_code() {
     );
 
     // Histograms: requests to their response head, and the upstream's part of it.
-    let dur = "portcullis_route_request_duration_seconds_count";
+    let dur = "portcullis_request_duration_seconds_count";
     assert_eq!(count(&text, dur, &[("route", "obs-api")]), 1.0);
+    let tight_dur = [("route", "obs-tight"), ("class", "tight")];
+    assert_eq!(count(&text, dur, &tight_dur), 2.0, "refused ones too");
     let upd = "portcullis_upstream_duration_seconds_count";
     assert_eq!(count(&text, upd, &[("route", "obs-api")]), 1.0);
     assert_eq!(count(&text, upd, &[("route", "obs-bearer")]), 1.0);

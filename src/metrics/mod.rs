@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use metrics::Counter;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub mod route;
@@ -59,13 +59,12 @@ pub fn spawn_upkeep() {
 
 pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// A route class's request counters (one per status class), its 429 counter and latency
-/// histogram.
+/// A route class's request counters (one per status class) and its 429 counter (its latency
+/// histogram is per route: `route::RouteMetrics`, labelled with the class too).
 #[derive(Clone)]
 pub struct ClassMetrics {
     requests: [Counter; 5],
     too_many: Counter,
-    duration: Histogram,
 }
 
 impl std::fmt::Debug for ClassMetrics {
@@ -86,21 +85,15 @@ impl ClassMetrics {
         let too_many =
             metrics::counter!("portcullis_too_many_requests_total", "class" => class.to_string());
         too_many.increment(0);
-        let duration = metrics::histogram!("portcullis_request_duration_seconds", "class" => class.to_string());
-        Self {
-            requests,
-            too_many,
-            duration,
-        }
+        Self { requests, too_many }
     }
 
     /// Records one finished request.
-    pub fn request(&self, status: u16, latency: Duration) {
+    pub fn request(&self, status: u16) {
         self.requests[status_index(status)].increment(1);
         if status == 429 {
             self.too_many.increment(1);
         }
-        self.duration.record(latency.as_secs_f64());
     }
 }
 

@@ -1,13 +1,14 @@
 //! Route metrics: the per-route series of one route, registered when the config is compiled.
 //!
 //! `RequestMetrics` is what the pipeline holds for a request: its class's handles and its
-//! route's, so recording a finished request is a few atomic increments and two histogram
-//! samples, with no label formatting or registry lookup. Handles are keyed by label values in
+//! route's, so recording a finished request is two counter increments and one histogram sample
+//! (one more for the upstream's part), with no label formatting or registry lookup. Handles are keyed by label values in
 //! the process recorder, so a reload that keeps a route's name keeps its series.
 //!
 //! Series (the route label is the route's `name`; `-` for requests no route matched):
 //! - `portcullis_route_requests_total{route,class,status}`: status is the class `1xx`..`5xx`;
-//! - `portcullis_route_request_duration_seconds{route}`: request to response head;
+//! - `portcullis_request_duration_seconds{route,class}`: request to response head (one
+//!   histogram for both: `sum by (class, le)` gives the class's);
 //! - `portcullis_upstream_duration_seconds{route}`: request sent upstream to its response head;
 //! - `portcullis_route_rejects_total{route,class,code}`: refusals by catalogue code (counted
 //!   through the recorder on the refusal path, which is rarer; codes are the catalogue's).
@@ -48,7 +49,11 @@ impl RouteMetrics {
             name: name.to_string(),
             class: class.to_string(),
             requests,
-            duration: metrics::histogram!("portcullis_route_request_duration_seconds", "route" => route.clone()),
+            duration: metrics::histogram!(
+                "portcullis_request_duration_seconds",
+                "route" => route.clone(),
+                "class" => class.to_string()
+            ),
             upstream: metrics::histogram!("portcullis_upstream_duration_seconds", "route" => route),
         }
     }
@@ -78,7 +83,7 @@ impl RequestMetrics {
 
     /// Records one finished request (at its response head).
     pub fn request(&self, status: u16, latency: Duration) {
-        self.class.request(status, latency);
+        self.class.request(status);
         self.route.requests[super::status_index(status)].increment(1);
         self.route.duration.record(latency.as_secs_f64());
     }
