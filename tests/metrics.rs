@@ -42,6 +42,7 @@ async fn every_kind_of_request_is_counted_by_route_class_status_and_code() {
         ("obs-slow", "user", "upstream_timeout"),
         ("obs-down", "user", "bad_gateway"),
         ("obs-tls", "user", "bad_gateway"),
+        ("obs-reset", "user", "bad_gateway"),
         ("obs-tight", "tight", "rate_limit_exceeded"),
         ("obs-bearer", "user", "missing_authorization"),
     ];
@@ -69,6 +70,10 @@ async fn every_kind_of_request_is_counted_by_route_class_status_and_code() {
     );
     assert_eq!(
         count(&text, up, &[("upstream", "plain"), ("kind", "tls")]),
+        1.0
+    );
+    assert_eq!(
+        count(&text, up, &[("upstream", "closer"), ("kind", "reset")]),
         1.0
     );
 

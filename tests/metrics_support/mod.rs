@@ -1,6 +1,7 @@
 //! A gateway scene for the observability tests: a real upstream, a first gateway whose token
 //! service serves the JWKS of a second, and the second gateway with routes of every kind
-//! (forwarded, slow, unreachable, TLS to a plain-HTTP port, rate-limited, bearer, API key, its
+//! (forwarded, slow, unreachable, TLS to a plain-HTTP port, closed without an answer,
+//! rate-limited, bearer, API key, its
 //! own token service) behind an admin listener; `drive` sends the traffic that makes every
 //! series of `/metrics` appear.
 #![allow(dead_code)]
@@ -101,6 +102,8 @@ url = "http://127.0.0.1:9"
 url = "https://{UPSTREAM}"
 [upstreams.tokens]
 kind = "oauth"
+[upstreams.closer]
+url = "http://{CLOSER}"
 
 [[routes]]
 name = "obs-api"
@@ -119,6 +122,12 @@ name = "obs-down"
 class = "user"
 path = "/down/"
 upstream = "down"
+
+[[routes]]
+name = "obs-reset"
+class = "user"
+path = "/reset/"
+upstream = "closer"
 
 [[routes]]
 name = "obs-tls"
@@ -166,6 +175,20 @@ url = "http://{JWKS}/.well-known/jwks.json"
 url = "http://{UPSTREAM}/not-a-jwks"
 "#;
 
+/// An upstream that reads each request's head and closes the connection without answering.
+async fn closer() -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+        }
+    });
+    addr
+}
+
 /// The running scene.
 pub struct Scene {
     pub up: Upstream,
@@ -182,6 +205,7 @@ pub async fn start() -> Scene {
     let dir = temp_dir("obs-main");
     let mut text = MAIN
         .replace("{JWKS}", &issuer.addr.to_string())
+        .replace("{CLOSER}", &closer().await.to_string())
         .replace("{APP}", APP)
         .replace("{KEY_HASH}", &sha256_hex(API_KEY));
     text.push_str(&oauth_section(&dir, "https://obs-main.test"));
@@ -229,6 +253,7 @@ impl Scene {
         assert_eq!(self.get("/slow/2000", "drive-slow").await, 504);
         assert_eq!(self.get("/down/x", "drive-down").await, 502);
         assert_eq!(self.get("/tls/x", "drive-tls").await, 502);
+        assert_eq!(self.get("/reset/x", "drive-reset").await, 502);
         assert_eq!(self.get("/tight/a", "drive-tight-1").await, 200);
         assert_eq!(self.get("/tight/a", "drive-tight-2").await, 429);
         assert_eq!(self.get("/bearer/x", "drive-no-token").await, 401);
