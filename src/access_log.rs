@@ -15,7 +15,7 @@
 //! Fields: `request_id`, `route` (its name, `-` when none matched), `class`, `client_ip`,
 //! `principal` (authenticated subject, empty when none), `auth` (`none`, `bearer`, `api_key`,
 //! `webhook`), `method`, `path`, `status`, `code` (the envelope's catalogue code when the
-//! gateway refused the request, empty otherwise), `bytes_in`, `bytes_out`, `latency_us`,
+//! gateway or its token service refused the request, empty otherwise), `bytes_in`, `bytes_out`, `latency_us`,
 //! `upstream_latency_us` (request sent upstream to its response head; absent when nothing went
 //! upstream), `upstream` (its name), `complete`.
 

@@ -382,6 +382,10 @@ async fn forward(
                 .map_err(|e| too_large(e.to_string()))?
                 .to_bytes();
             let resp = Box::pin(svc.handle(Request::from_parts(parts, bytes))).await;
+            if let Some(refused) = resp.extensions().get::<crate::oauth::error::Refused>() {
+                ctx.metrics.reject(refused.0);
+                ctx.code = Some(refused.0);
+            }
             Ok(resp.map(full))
         }
         Target::WebhookOut(sender) => {

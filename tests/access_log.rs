@@ -179,6 +179,10 @@ async fn bearer_and_api_key_requests_log_principal_and_method() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
+    assert_eq!(scene.bad_token_request("log-bad-secret").await, 401);
+    let bad = event("log-bad-secret").await;
+    assert_eq!(bad["code"], "invalid_client", "the token service's refusal");
+    assert_eq!(bad["route"], "obs-oauth");
     let bearer = event("log-bearer").await;
     assert_eq!(bearer["auth"], "bearer");
     assert_eq!(bearer["principal"], metrics_support::CLIENT);

@@ -45,6 +45,7 @@ async fn every_kind_of_request_is_counted_by_route_class_status_and_code() {
         ("obs-reset", "user", "bad_gateway"),
         ("obs-tight", "tight", "rate_limit_exceeded"),
         ("obs-bearer", "user", "missing_authorization"),
+        ("obs-oauth", "oauth", "invalid_client"),
     ];
     for (route, class, code) in cases {
         let labels = [("route", route), ("class", class), ("code", code)];

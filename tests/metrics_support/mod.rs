@@ -234,6 +234,20 @@ impl Scene {
         json(r).await["access_token"].as_str().unwrap().to_string()
     }
 
+    /// A token request with the wrong secret (`401 invalid_client`), as request `id`.
+    pub async fn bad_token_request(&self, id: &str) -> u16 {
+        let r = client()
+            .post(self.gw.url("/oauth2/token"))
+            .basic_auth(CLIENT, Some("not-the-secret"))
+            .header("x-request-id", id)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
     /// Sends `GET path` (with `x-request-id: id`) and returns the status.
     pub async fn get(&self, path: &str, id: &str) -> u16 {
         let r = client()
@@ -257,6 +271,7 @@ impl Scene {
         assert_eq!(self.get("/tight/a", "drive-tight-1").await, 200);
         assert_eq!(self.get("/tight/a", "drive-tight-2").await, 429);
         assert_eq!(self.get("/bearer/x", "drive-no-token").await, 401);
+        assert_eq!(self.bad_token_request("drive-bad-secret").await, 401);
         let token = self.token().await;
         let r = client()
             .get(self.gw.url("/bearer/x"))
