@@ -444,6 +444,7 @@ async fn forward_tunnel(
         settings: snap.config.tunnels,
         closing: ctx.tunnels.closing(),
         head_timeout: snap.config.limits.upstream_response_timeout,
+        upstream: route.upstream_name.clone(),
     };
     tunnel::open(up, parts, admitted, bounds, &snap.config.forwarding).await
 }

@@ -124,6 +124,8 @@ pub struct Bounds {
     pub closing: watch::Receiver<bool>,
     /// Bound on the upstream's answer to the handshake.
     pub head_timeout: Duration,
+    /// The upstream's config name (for `portcullis_upstream_errors_total`).
+    pub upstream: String,
 }
 
 /// Forwards an admitted handshake (`parts` already rewritten by the pipeline, `Host` and URI
@@ -146,7 +148,7 @@ pub async fn open(
     let mut resp = up
         .send_upgrade(req, bounds.head_timeout)
         .await
-        .map_err(upstream_reject)?;
+        .map_err(|e| upstream_reject(e, &bounds.upstream))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return refusal(resp, bounds.head_timeout, forwarding).await;
     }
@@ -233,8 +235,12 @@ async fn refusal(
     Ok(Response::from_parts(parts, full(bytes)))
 }
 
-fn upstream_reject(e: UpstreamError) -> Reject {
-    tracing::warn!(error = %e, "WebSocket handshake to the upstream failed");
+fn upstream_reject(e: UpstreamError, upstream: &str) -> Reject {
+    static FAILED: crate::log_limit::LogLimit = crate::log_limit::LogLimit::per_secs(10);
+    crate::metrics::upstream_error(upstream, e.failure());
+    if let Some(suppressed) = FAILED.admit() {
+        tracing::warn!(suppressed, upstream, error = %e, "WebSocket handshake to the upstream failed");
+    }
     match e {
         UpstreamError::Timeout => Reject::UpstreamTimeout,
         UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Failed(_) => {
