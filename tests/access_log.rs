@@ -199,3 +199,22 @@ async fn bearer_and_api_key_requests_log_principal_and_method() {
     assert_eq!(refused["code"], "missing_api_key");
     assert_eq!(who.len(), 2, "the refused request was not forwarded");
 }
+
+#[tokio::test]
+async fn a_bodyless_answer_is_logged_when_its_response_is_dropped() {
+    logs();
+    let up = Upstream::start().await;
+    let gw = gateway(BASIC, Some(up.addr)).await;
+    let r = client()
+        .head(gw.url("/v1/partner/user/head"))
+        .header("x-request-id", "log-head")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.last().method, "HEAD");
+    let e = event("log-head").await;
+    assert_eq!(e["method"], "HEAD");
+    assert_eq!(e["bytes_out"], 0, "a HEAD answer has no body");
+    assert_eq!(e["complete"], true);
+}
