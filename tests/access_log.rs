@@ -218,3 +218,39 @@ async fn a_bodyless_answer_is_logged_when_its_response_is_dropped() {
     assert_eq!(e["bytes_out"], 0, "a HEAD answer has no body");
     assert_eq!(e["complete"], true);
 }
+
+#[tokio::test]
+async fn a_response_cut_off_midway_is_logged_incomplete_with_the_bytes_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    logs();
+    // An upstream that promises 1000 bytes, sends 10 and stalls.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789";
+            let _ = s.write_all(head).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    });
+    let cfg = BASIC.replace(
+        "[limits]\n",
+        "[limits]\nupstream_body_idle_timeout = \"200ms\"\n",
+    );
+    let gw = gateway(&cfg, Some(addr)).await;
+    let r = client()
+        .get(gw.url("/v1/partner/user/stall"))
+        .header("x-request-id", "log-cut")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "the body ended short");
+    let e = event("log-cut").await;
+    assert_eq!(e["complete"], false);
+    assert_eq!(e["bytes_out"], 10);
+    assert!(e["latency_us"].as_u64().unwrap() >= 200_000, "{e}");
+}
