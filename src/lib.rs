@@ -14,11 +14,13 @@
 //!
 //! Configuration loads in three stages (`config::raw` -> `config::validate` ->
 //! `config::compile`) into an immutable `Snapshot` held by the `gateway::Gateway`; `server`
-//! accepts connections and hands each request to `pipeline::handle`. Several instances share
+//! accepts connections and hands each request to `pipeline::handle`, which counts it in
+//! `metrics` and writes its `access_log` event when its response body ends. Several instances share
 //! limiter counters and OAuth state through `state` (`[state] backend = "redis"`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod admin_api;
 pub mod admin_client;

@@ -4,24 +4,27 @@
 //! error envelope, stamps `X-Request-Id` (and the rate-limit headers) on every response, and
 //! writes one access-log event. `run` is the path itself; each step returns `Result<_, Reject>`.
 //! A WebSocket handshake (`tunnel`) takes the same steps; its answer carries a plan that the
-//! wrapper starts, and the tunnel writes the access event when it ends.
+//! wrapper starts, and the tunnel writes the access event when it ends. Any other request's
+//! access event is written by its response body when that ends (`access_log`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::access_log;
 use crate::auth::{self, AuthError, AuthMethod, Principal};
 use crate::config::Snapshot;
 use crate::config::compile::{Route, Target};
 use crate::config::validate::ClassSpec;
 use crate::error::Reject;
 use crate::gateway::Gateway;
-use crate::metrics::ClassMetrics;
+use crate::log_limit::LogLimit;
+use crate::metrics::RequestMetrics;
 use crate::proxy::body::{Body, BodyState, CappedBody, boxed, full};
 use crate::proxy::headers::{self, Forwarded};
 use crate::proxy::{UpstreamError, echo, response};
@@ -59,12 +62,18 @@ impl ConnInfo {
 struct Ctx<'a> {
     request_id: RequestId,
     class: &'a ClassSpec,
-    metrics: &'a ClassMetrics,
+    metrics: &'a RequestMetrics,
     route: Option<&'a Route>,
     client_ip: Option<IpAddr>,
     principal: Option<Arc<Principal>>,
     rate: Option<Decision>,
     tunnels: &'a Arc<Tunnels>,
+    /// The catalogue code of the gateway's refusal.
+    code: Option<&'static str>,
+    /// The request body's counters, once it is being forwarded.
+    body: Option<Arc<BodyState>>,
+    /// Request sent upstream to its response head.
+    upstream_latency: Option<Duration>,
 }
 
 /// Serves one request: runs the pipeline, renders rejects, logs. `request_id` is the id the
@@ -78,8 +87,8 @@ pub async fn handle(
     let started = Instant::now();
     let snap = gw.snapshot();
     // What the access log needs from the request, kept only when the log is on.
-    let logged = tracing::enabled!(target: "access", tracing::Level::INFO)
-        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let logged =
+        access_log::enabled().then(|| (req.method().clone(), req.uri().path().to_string()));
     let mut ctx = Ctx {
         request_id,
         class: &snap.default_class,
@@ -89,19 +98,25 @@ pub async fn handle(
         principal: None,
         rate: None,
         tunnels: &gw.shared().tunnels,
+        code: None,
+        body: None,
+        upstream_latency: None,
     };
-    let result = run(&snap, conn, req, &mut ctx).await;
-    let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
+    let mut resp = match run(&snap, conn, req, &mut ctx).await {
+        Ok(resp) => resp,
+        Err(reject) => reject_response(&reject, &mut ctx),
+    };
     ctx.metrics
         .request(resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
     let status = resp.status().as_u16();
     match tunnel::take_plan(&mut resp) {
         // A tunnel writes the request's one access event when it ends.
-        Some(plan) => plan.start(logged.map(|(m, p)| tunnel_record(&ctx, &m, p, status, started))),
+        Some(plan) => plan
+            .start(logged.map(|(m, p)| log_entry(ctx, m, p, status, started).into_tunnel_record())),
         None => {
             if let Some((method, path)) = logged {
-                access_log(&ctx, &method, &path, status, started);
+                resp = access_log::attach(resp, log_entry(ctx, method, path, status, started));
             }
         }
     }
@@ -314,26 +329,28 @@ async fn forward(
     mut parts: http::request::Parts,
     body: RequestBody,
     path: &str,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
 ) -> Result<Response<Body>, Reject> {
     let limits = &snap.config.limits;
-    let state = Arc::new(BodyState::default());
     let limit = body_limit(snap, route);
-    let body = match body {
-        RequestBody::Streaming(incoming) => boxed(CappedBody::new(
-            incoming,
-            limit,
-            limits.body_idle_timeout,
-            state.clone(),
-        )),
+    let (body, state) = match body {
+        RequestBody::Streaming(incoming) => {
+            let state = Arc::new(BodyState::default());
+            let capped = CappedBody::new(incoming, limit, limits.body_idle_timeout, state.clone());
+            (boxed(capped), state)
+        }
         // The exact bytes that were verified.
-        RequestBody::Verified(v) => full(v.body),
+        RequestBody::Verified(v) => {
+            let state = Arc::new(BodyState::read_in_full(v.body.len() as u64));
+            (full(v.body), state)
+        }
         // Boxed: the handshake stays out of the future every forwarded request moves.
         RequestBody::Tunnel(t) => {
             return Box::pin(forward_tunnel(snap, route, conn, parts, t, path, ctx)).await;
         }
     };
     rewrite_headers(&mut parts, snap, route, conn, ctx);
+    ctx.body = Some(state.clone());
     let query = parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
         if state.timed_out() {
@@ -365,6 +382,10 @@ async fn forward(
                 .map_err(|e| too_large(e.to_string()))?
                 .to_bytes();
             let resp = Box::pin(svc.handle(Request::from_parts(parts, bytes))).await;
+            if let Some(refused) = resp.extensions().get::<crate::oauth::error::Refused>() {
+                ctx.metrics.reject(refused.0);
+                ctx.code = Some(refused.0);
+            }
             Ok(resp.map(full))
         }
         Target::WebhookOut(sender) => {
@@ -383,7 +404,11 @@ async fn forward(
                 limits.upstream_response_timeout,
                 limits.upstream_body_idle_timeout,
             );
+            let sent = Instant::now();
             let resp = up.send(Request::from_parts(parts, body), head, idle).await;
+            let took = sent.elapsed();
+            ctx.upstream_latency = Some(took);
+            route.metrics.upstream(took);
             let resp = resp.map_err(|e| upstream_reject(e, &state, route))?;
             let (mut parts, incoming) = resp.into_parts();
             response::check(parts.status, &mut parts.headers, asked_upgrade)?;
@@ -419,6 +444,7 @@ async fn forward_tunnel(
         settings: snap.config.tunnels,
         closing: ctx.tunnels.closing(),
         head_timeout: snap.config.limits.upstream_response_timeout,
+        upstream: route.upstream_name.clone(),
     };
     tunnel::open(up, parts, admitted, bounds, &snap.config.forwarding).await
 }
@@ -498,15 +524,21 @@ fn upstream_reject(e: UpstreamError, body: &BodyState, route: &Route) -> Reject 
     if body.broken() {
         return Reject::BadRequest("the request body ended before its declared length".into());
     }
-    tracing::warn!(upstream = %route.upstream_name, error = %e, "upstream request failed");
+    static FAILED: LogLimit = LogLimit::per_secs(10);
+    crate::metrics::upstream_error(&route.upstream_name, e.failure());
+    if let Some(suppressed) = FAILED.admit() {
+        tracing::warn!(suppressed, upstream = %route.upstream_name, error = %e, "upstream request failed");
+    }
     match e {
         UpstreamError::Timeout => Reject::UpstreamTimeout,
-        UpstreamError::Connect(_) | UpstreamError::Failed(_) => Reject::BadGateway,
+        UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Failed(_) => {
+            Reject::BadGateway
+        }
     }
 }
 
 /// Renders a reject in the class's envelope.
-fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
+fn reject_response(reject: &Reject, ctx: &mut Ctx<'_>) -> Response<Body> {
     if let Reject::Internal(why) = reject {
         tracing::error!(request_id = %ctx.request_id, error = %why, "internal error");
     }
@@ -514,7 +546,8 @@ fn reject_response(reject: &Reject, ctx: &Ctx<'_>) -> Response<Body> {
     if let Some(route) = ctx.route {
         problem.name_key_headers(reject, &route.spec.api_key);
     }
-    crate::metrics::reject(problem.code);
+    ctx.metrics.reject(problem.code);
+    ctx.code = Some(problem.code);
     let body = ctx.class.envelope.render(&problem, ctx.request_id.as_str());
     let mut resp = Response::new(full(body));
     *resp.status_mut() = problem.status;
@@ -540,53 +573,29 @@ fn finish_headers(h: &mut HeaderMap, ctx: &Ctx<'_>) {
     h.insert(request_id::HEADER, ctx.request_id.header_value());
 }
 
-/// The access fields of a tunnelled request, logged by its tunnel when it ends.
-fn tunnel_record(
-    ctx: &Ctx<'_>,
-    method: &http::Method,
+/// The access-log fields of a finished request (only built when the log is on).
+fn log_entry(
+    ctx: Ctx<'_>,
+    method: http::Method,
     path: String,
     status: u16,
     started: Instant,
-) -> tunnel::Record {
-    tunnel::Record {
-        request_id: ctx.request_id.to_string(),
-        route: route_name(ctx).to_string(),
+) -> access_log::Entry {
+    let webhook_verified = ctx.code.is_none() && ctx.route.is_some_and(|r| r.webhook.is_some());
+    access_log::Entry {
+        request_id: ctx.request_id.clone(),
+        route: ctx.route.map_or("-", |r| r.spec.name.as_str()).to_string(),
         class: ctx.class.name.clone(),
         client_ip: ctx.client_ip,
-        method: method.to_string(),
+        auth: access_log::auth_name(ctx.principal.as_deref(), webhook_verified),
+        principal: ctx.principal,
+        method,
         path,
         status,
-        latency_us: started.elapsed().as_micros() as u64,
+        code: ctx.code,
+        body: ctx.body,
+        upstream_latency: ctx.upstream_latency,
         upstream: ctx.route.map_or(String::new(), |r| r.upstream_name.clone()),
-        principal: ctx
-            .principal
-            .as_ref()
-            .map_or(String::new(), |p| p.subject().to_string()),
+        started,
     }
-}
-
-/// The route's name for the log, `-` when none matched.
-fn route_name<'c>(ctx: &'c Ctx<'_>) -> &'c str {
-    ctx.route.map_or("-", |r| r.spec.name.as_str())
-}
-
-/// One structured event per request (only called when the `access` target is enabled).
-fn access_log(ctx: &Ctx<'_>, method: &http::Method, path: &str, status: u16, started: Instant) {
-    let route = route_name(ctx);
-    let upstream = ctx.route.map_or("", |r| r.upstream_name.as_str());
-    let client_ip = ctx.client_ip.map(tracing::field::display);
-    let principal = ctx.principal.as_ref().map_or("", |p| p.subject());
-    tracing::info!(
-        target: "access",
-        request_id = %ctx.request_id,
-        route,
-        class = %ctx.class.name,
-        client_ip,
-        method = %method,
-        path = %path,
-        status,
-        latency_us = started.elapsed().as_micros() as u64,
-        upstream,
-        principal,
-    );
 }

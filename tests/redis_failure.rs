@@ -337,4 +337,11 @@ async fn oom_and_readonly_answers_follow_the_failure_mode_and_are_counted() {
         text.contains("portcullis_ratelimit_fallbacks_total{mode=\"closed\"}"),
         "{text}"
     );
+    // Every limiter call that reached Redis was timed, failed or not.
+    let timed = text
+        .lines()
+        .find(|l| l.starts_with("portcullis_state_duration_seconds_count{op=\"rate_limit\"}"))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse::<f64>().ok());
+    assert!(timed.is_some_and(|n| n >= 9.0), "{text}");
 }

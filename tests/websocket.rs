@@ -198,6 +198,30 @@ async fn an_upstream_refusal_is_relayed_and_a_2xx_is_502() {
 }
 
 #[tokio::test]
+async fn an_unreachable_upstream_is_502_and_counted_as_a_connect_error() {
+    let gw = gateway(&config(""), None).await;
+    let admin = admin_listener(&gw.gw).await;
+    let (status, body) = connect(gw.addr, "/ws/down", &ACME).await.unwrap_err();
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("bad_gateway"), "{body}");
+    assert_eq!(gw.gw.shared().tunnels.open(), 0);
+    let text = client()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = text.lines().any(|l| {
+        l.starts_with("portcullis_upstream_errors_total{")
+            && l.contains("upstream=\"ws\"")
+            && l.contains("kind=\"connect\"")
+    });
+    assert!(counted, "{text}");
+}
+
+#[tokio::test]
 async fn open_tunnels_are_a_metric() {
     let up = EchoUpstream::start().await;
     let gw = gateway(&config(""), Some(up.addr)).await;

@@ -44,6 +44,7 @@ async fn a_tunnel_is_logged_once_with_duration_and_bytes() {
     assert_eq!(e["tunnel"], true);
     assert_eq!(e["tunnel_end"], "closed");
     assert_eq!(e["principal"], "acme");
+    assert_eq!(e["auth"], "api_key");
     assert!(e["tunnel_ms"].is_u64());
     // "hello" from a client is a masked frame of 2 + 4 + 5 bytes; the echo is 2 + 5.
     assert!(e["bytes_up"].as_u64().unwrap() >= 11, "{e}");

@@ -14,7 +14,8 @@
 //! - **Bounded wait**: the unknown-`kid` fetch runs as its own task; the request waits for it at
 //!   most `UNKNOWN_KID_WAIT`, so a hung JWKS host never holds requests for the fetch timeout.
 //! - **Stale keys**: a failed fetch keeps the last good key set, and so does a document in which
-//!   no key is usable (all skipped, or none at all).
+//!   no key is usable (all skipped, or none at all). Each fetch is counted in
+//!   `portcullis_jwks_refresh_total{url, result}`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -199,10 +200,12 @@ impl JwksSource {
                     "jwks fetched"
                 );
                 self.keys.store(Arc::new(keys));
+                crate::metrics::jwks_refresh(&self.url, true);
                 interval
             }
             Err(why) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_refresh(&self.url, false);
                 tracing::warn!(
                     url = %self.url,
                     error = %why,

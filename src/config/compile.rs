@@ -12,7 +12,7 @@ use super::validate::{ClassSpec, RouteSpec, UpstreamTarget, Validated};
 use crate::auth::{AuthState, Authenticator, BuiltinIssuer, ProviderSet, VerifyKey};
 use crate::client_ip::TrustedProxies;
 use crate::clock::SharedClock;
-use crate::metrics::ClassMetrics;
+use crate::metrics::{ClassMetrics, RequestMetrics};
 use crate::oauth::{RevocationHook, TokenService};
 use crate::proxy::{PoolSettings, Pools, Upstream};
 use crate::ratelimit::redis::RedisLimiter;
@@ -120,8 +120,8 @@ pub struct Route {
     pub spec: RouteSpec,
     /// Its class.
     pub class: Arc<ClassSpec>,
-    /// Its class's request metrics.
-    pub metrics: ClassMetrics,
+    /// Its class's and its own request metrics.
+    pub metrics: RequestMetrics,
     /// Upstream name (for logs).
     pub upstream_name: String,
     /// Where requests go.
@@ -141,8 +141,8 @@ pub struct Snapshot {
     pub routes: RouteTable<Route>,
     /// Class used for unmatched requests.
     pub default_class: Arc<ClassSpec>,
-    /// The default class's request metrics.
-    pub default_metrics: ClassMetrics,
+    /// The request metrics of unmatched requests: the default class's, route `-`.
+    pub default_metrics: RequestMetrics,
     /// Trusted proxies.
     pub trusted: TrustedProxies,
     /// Credential verification.
@@ -233,7 +233,11 @@ pub fn compile(
             index,
             spec: spec.clone(),
             class: classes[spec.class].clone(),
-            metrics: class_metrics[spec.class].clone(),
+            metrics: RequestMetrics::new(
+                class_metrics[spec.class].clone(),
+                &spec.name,
+                &classes[spec.class].name,
+            ),
             upstream_name: v.upstreams[spec.upstream].name.clone(),
             target: targets[spec.upstream].clone(),
             providers: auth.route_providers(index),
@@ -269,7 +273,11 @@ pub fn compile(
     }
     Some(Snapshot {
         default_class: classes[v.default_class].clone(),
-        default_metrics: class_metrics[v.default_class].clone(),
+        default_metrics: RequestMetrics::new(
+            class_metrics[v.default_class].clone(),
+            crate::metrics::route::NO_ROUTE,
+            &classes[v.default_class].name,
+        ),
         trusted: TrustedProxies::new(v.trusted_proxies.clone()),
         routes,
         auth,

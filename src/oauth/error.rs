@@ -149,6 +149,7 @@ impl OAuthError {
             "error_description": problem.description,
         });
         let mut resp = json_response(problem.status, &body);
+        resp.extensions_mut().insert(Refused(problem.code));
         for (name, value) in problem.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().append(name, v);
@@ -157,6 +158,11 @@ impl OAuthError {
         resp
     }
 }
+
+/// The code of an error response of the token service, for the gateway's access log and
+/// refusal metrics (a response extension; never sent).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused(pub &'static str);
 
 /// A JSON response with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 section 5.1).
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Bytes> {

@@ -109,6 +109,7 @@ pub(crate) async fn token(
         GrantType::RefreshToken => refresh_grant(svc, &client, &params).await?,
         GrantType::AuthorizationCode => code_grant(svc, &client, &params).await?,
     };
+    crate::metrics::token_issued(grant.as_str());
     Ok(token_response(svc, &issued, dialect))
 }
 

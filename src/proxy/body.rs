@@ -3,11 +3,12 @@
 //! `CappedBody` passes frames through as they arrive (nothing is buffered), counting bytes; past
 //! the cap, or after a pause longer than `body_idle_timeout`, it fails the stream and records
 //! why in its `BodyState`, so the pipeline answers 413 or 408 instead of 502. This holds for
-//! bodies the gateway reads itself (the token service) as well as streamed ones.
+//! bodies the gateway reads itself (the token service) as well as streamed ones. The bytes it
+//! passed on are kept in the `BodyState` too, for the access log's `bytes_in`.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -61,9 +62,22 @@ pub struct BodyState {
     too_large: AtomicBool,
     timed_out: AtomicBool,
     broken: AtomicBool,
+    bytes: AtomicU64,
 }
 
 impl BodyState {
+    /// A state for a body of `bytes` already read in full (a verified webhook).
+    pub fn read_in_full(bytes: u64) -> Self {
+        let state = Self::default();
+        state.bytes.store(bytes, Ordering::Relaxed);
+        state
+    }
+
+    /// Body bytes passed on so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// The body went over its cap.
     pub fn too_large(&self) -> bool {
         self.too_large.load(Ordering::Relaxed)
@@ -129,6 +143,7 @@ where
                         this.state.too_large.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(TooLarge(this.cap)))));
                     }
+                    this.state.bytes.store(this.seen, Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -189,9 +189,47 @@ pub enum UpstreamError {
     /// No response head within `upstream_response_timeout` of the request's end.
     #[error("timed out")]
     Timeout,
+    /// The TLS handshake with an `https` upstream failed (e.g. its certificate is not trusted).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// The exchange broke (or the request body failed, e.g. over its cap).
     #[error("request failed: {0}")]
     Failed(String),
+}
+
+impl UpstreamError {
+    /// The failure's kind, for `portcullis_upstream_errors_total`.
+    pub fn failure(&self) -> crate::metrics::UpstreamFailure {
+        use crate::metrics::UpstreamFailure as F;
+        match self {
+            UpstreamError::Connect(_) => F::Connect,
+            UpstreamError::Tls(_) => F::Tls,
+            UpstreamError::Timeout => F::Timeout,
+            UpstreamError::Failed(_) => F::Reset,
+        }
+    }
+}
+
+/// Whether a connector error is a TLS failure: a `rustls::Error` somewhere in its chain, also
+/// inside the `io::Error`s that tokio-rustls and hyper-rustls wrap it in.
+pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    // Bounded: error chains are a handful of links deep.
+    for _ in 0..16 {
+        let Some(err) = cur else { return false };
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && is_tls_error(inner)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -196,10 +196,13 @@ impl ConnPool {
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(|e| UpstreamError::Connect(error_chain(&*e)))?;
-        connector
-            .call(self.dst.clone())
-            .await
-            .map_err(|e| UpstreamError::Connect(error_chain(&*e)))
+        connector.call(self.dst.clone()).await.map_err(|e| {
+            if super::is_tls_error(&*e) {
+                UpstreamError::Tls(error_chain(&*e))
+            } else {
+                UpstreamError::Connect(error_chain(&*e))
+            }
+        })
     }
 
     async fn connect(&self) -> Result<SendRequest<SentBody>, UpstreamError> {

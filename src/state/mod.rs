@@ -12,7 +12,8 @@
 //! watcher's `PING` succeeds again, which it retries with backoff (100 ms doubling to 2 s). Server
 //! errors (`OOM`, `READONLY`, ...) fail that call only. Callers decide what a failure means (the
 //! limiter: the class's `on_backend_error`; the token service: an error response). Failures are
-//! counted in `portcullis_state_errors_total{op, kind}` and logged at most once per 10 s.
+//! counted in `portcullis_state_errors_total{op, kind}` and logged at most once per 10 s. Every
+//! call that reached Redis is timed in `portcullis_state_duration_seconds{op}`.
 //! `/readyz` answers 503 until the first `PING` succeeds and while Redis is down.
 
 pub mod revocations;
@@ -180,7 +181,10 @@ impl RedisState {
         if self.health.load(Ordering::Acquire) == DOWN {
             return Err(self.failed(op, StateError::Down));
         }
-        let err = match tokio::time::timeout(bound, f(self.conn.clone())).await {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(bound, f(self.conn.clone())).await;
+        crate::metrics::state_duration(op, started.elapsed());
+        let err = match outcome {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => {
                 if connection_failure(&e) {

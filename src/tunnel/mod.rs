@@ -124,6 +124,8 @@ pub struct Bounds {
     pub closing: watch::Receiver<bool>,
     /// Bound on the upstream's answer to the handshake.
     pub head_timeout: Duration,
+    /// The upstream's config name (for `portcullis_upstream_errors_total`).
+    pub upstream: String,
 }
 
 /// Forwards an admitted handshake (`parts` already rewritten by the pipeline, `Host` and URI
@@ -146,7 +148,7 @@ pub async fn open(
     let mut resp = up
         .send_upgrade(req, bounds.head_timeout)
         .await
-        .map_err(upstream_reject)?;
+        .map_err(|e| upstream_reject(e, &bounds.upstream))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return refusal(resp, bounds.head_timeout, forwarding).await;
     }
@@ -265,11 +267,17 @@ async fn refusal(
     Ok(Response::from_parts(parts, full(bytes)))
 }
 
-fn upstream_reject(e: UpstreamError) -> Reject {
-    tracing::warn!(error = %e, "WebSocket handshake to the upstream failed");
+fn upstream_reject(e: UpstreamError, upstream: &str) -> Reject {
+    static FAILED: crate::log_limit::LogLimit = crate::log_limit::LogLimit::per_secs(10);
+    crate::metrics::upstream_error(upstream, e.failure());
+    if let Some(suppressed) = FAILED.admit() {
+        tracing::warn!(suppressed, upstream, error = %e, "WebSocket handshake to the upstream failed");
+    }
     match e {
         UpstreamError::Timeout => Reject::UpstreamTimeout,
-        UpstreamError::Connect(_) | UpstreamError::Failed(_) => Reject::BadGateway,
+        UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Failed(_) => {
+            Reject::BadGateway
+        }
     }
 }
 
@@ -322,6 +330,8 @@ pub struct Record {
     pub upstream: String,
     /// Authenticated subject.
     pub principal: String,
+    /// How it was authenticated (`none`, `bearer`, `api_key`).
+    pub auth: &'static str,
 }
 
 impl Plan {
@@ -380,6 +390,7 @@ fn log(r: &Record, end: End, traffic: &pump::Traffic, open_for: Duration) {
         latency_us = r.latency_us,
         upstream = %r.upstream,
         principal = %r.principal,
+        auth = r.auth,
         tunnel = true,
         tunnel_ms = open_for.as_millis() as u64,
         bytes_up = traffic.up.load(Relaxed),

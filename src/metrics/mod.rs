@@ -5,13 +5,19 @@
 //! (`ClassMetrics`), so the request path does no label formatting or registry lookup. Other
 //! modules count their own (rare) events through the `metrics` macros. Histogram samples are
 //! folded into their buckets by an upkeep task, so an unscraped gateway does not accumulate them.
+//! Per-route series are in `route`; the functions below count the rarer events of other
+//! modules, so every series name is written in this module. README "Operating it" lists them.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use metrics::Counter;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub mod route;
+
+pub use route::RequestMetrics;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static UPKEEP: AtomicBool = AtomicBool::new(false);
@@ -51,15 +57,14 @@ pub fn spawn_upkeep() {
     });
 }
 
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// A route class's request counters (one per status class), its 429 counter and latency
-/// histogram.
+/// A route class's request counters (one per status class) and its 429 counter (its latency
+/// histogram is per route: `route::RouteMetrics`, labelled with the class too).
 #[derive(Clone)]
 pub struct ClassMetrics {
     requests: [Counter; 5],
     too_many: Counter,
-    duration: Histogram,
 }
 
 impl std::fmt::Debug for ClassMetrics {
@@ -80,23 +85,21 @@ impl ClassMetrics {
         let too_many =
             metrics::counter!("portcullis_too_many_requests_total", "class" => class.to_string());
         too_many.increment(0);
-        let duration = metrics::histogram!("portcullis_request_duration_seconds", "class" => class.to_string());
-        Self {
-            requests,
-            too_many,
-            duration,
-        }
+        Self { requests, too_many }
     }
 
     /// Records one finished request.
-    pub fn request(&self, status: u16, latency: Duration) {
-        let i = usize::from((status / 100).clamp(1, 5) - 1);
-        self.requests[i].increment(1);
+    pub fn request(&self, status: u16) {
+        self.requests[status_index(status)].increment(1);
         if status == 429 {
             self.too_many.increment(1);
         }
-        self.duration.record(latency.as_secs_f64());
     }
+}
+
+/// The index of `status`'s class (`1xx` = 0) in `STATUS_CLASSES`.
+pub(crate) fn status_index(status: u16) -> usize {
+    usize::from((status / 100).clamp(1, 5) - 1)
 }
 
 /// Records a request refused by the gateway, by catalogue code.
@@ -108,4 +111,56 @@ pub fn reject(code: &'static str) {
 pub fn reload(ok: bool) {
     let result = if ok { "ok" } else { "error" };
     metrics::counter!("portcullis_config_reloads_total", "result" => result).increment(1);
+}
+
+/// Why a request to an upstream failed, for `portcullis_upstream_errors_total{upstream,kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The TCP connection could not be made.
+    Connect,
+    /// The TLS handshake with an `https` upstream failed.
+    Tls,
+    /// No response head within `upstream_response_timeout`.
+    Timeout,
+    /// The exchange broke after it was sent (closed or reset).
+    Reset,
+}
+
+impl UpstreamFailure {
+    /// The `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+        }
+    }
+}
+
+/// Records a failed request to upstream `upstream` (its config name).
+pub fn upstream_error(upstream: &str, kind: UpstreamFailure) {
+    metrics::counter!(
+        "portcullis_upstream_errors_total",
+        "upstream" => upstream.to_string(),
+        "kind" => kind.as_str()
+    )
+    .increment(1);
+}
+
+/// Records a JWKS fetch of `url` (`ok` or `error`).
+pub fn jwks_refresh(url: &str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!("portcullis_jwks_refresh_total", "url" => url.to_string(), "result" => result)
+        .increment(1);
+}
+
+/// Records an access token issued by the token service under `grant`.
+pub fn token_issued(grant: &'static str) {
+    metrics::counter!("portcullis_tokens_issued_total", "grant" => grant).increment(1);
+}
+
+/// Records how long a shared-state (Redis) operation took, failed or not.
+pub fn state_duration(op: &'static str, took: Duration) {
+    metrics::histogram!("portcullis_state_duration_seconds", "op" => op).record(took.as_secs_f64());
 }
