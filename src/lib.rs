@@ -45,6 +45,7 @@ pub mod route;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod trace;
 pub mod tunnel;
 pub mod webhook;
 

@@ -29,6 +29,7 @@ use crate::ratelimit::Decision;
 use crate::request_check;
 use crate::request_id::{self, RequestId};
 use crate::route::{Found, check_encoded_slashes, normalize_path};
+use crate::trace::{RequestTrace, Step, span::SpanEnd};
 use crate::tunnel::{self, limits::Tunnels};
 
 /// What the server knows about the connection a request came on (built once per connection).
@@ -65,6 +66,8 @@ struct Ctx<'a> {
     principal: Option<Arc<Principal>>,
     rate: Option<Decision>,
     tunnels: &'a Arc<Tunnels>,
+    /// Trace context (continued from a trusted proxy or new) and the span when exporting.
+    trace: RequestTrace,
 }
 
 /// Serves one request: runs the pipeline, renders rejects, logs. `request_id` is the id the
@@ -89,13 +92,25 @@ pub async fn handle(
         principal: None,
         rate: None,
         tunnels: &gw.shared().tunnels,
+        trace: snap
+            .trace
+            .begin(&req, snap.trusted.contains(conn.peer.ip())),
     };
     let result = run(&snap, conn, req, &mut ctx).await;
+    let refusal = result.as_ref().err().filter(|_| ctx.trace.recording());
+    let refusal = refusal.map(|r| r.problem().code);
     let mut resp = result.unwrap_or_else(|reject| reject_response(&reject, &ctx));
     ctx.metrics
         .request(resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
     let status = resp.status().as_u16();
+    let end = SpanEnd {
+        status,
+        route: ctx.route.map(|r| r.spec.name.as_str()),
+        client_ip: ctx.client_ip,
+        refusal,
+    };
+    snap.trace.finish(&mut ctx.trace, end);
     match tunnel::take_plan(&mut resp) {
         // A tunnel writes the request's one access event when it ends.
         Some(plan) => plan.start(logged.map(|(m, p)| tunnel_record(&ctx, &m, p, status, started))),
@@ -131,6 +146,7 @@ async fn run<'a>(
     // Owned: the request moves into `forward` while the path is still needed.
     let path = normalize_path(req.uri().path())?.into_owned();
     let route = find_route(snap, &req, &path, ctx)?;
+    ctx.trace.step(Step::RouteMatched(&route.spec.name));
     check_encoded_slashes(&path, route.spec.allow_encoded_slashes)?;
     rate_limit(snap, route, client_ip, ctx).await?;
     tunnel::allowed(ask, route.spec.websocket)?;
@@ -150,6 +166,8 @@ async fn run<'a>(
         .await?;
     check_client_active(snap, principal.as_deref())?;
     auth::authorize(principal.as_deref(), &route.spec.scopes)?;
+    let method = principal.as_ref().map(|p| p.method().as_str());
+    ctx.trace.step(Step::Authenticated(method));
     ctx.principal = principal;
     check_declared_length(req.headers(), route.spec.max_body_bytes)?;
     let (parts, incoming) = req.into_parts();
@@ -163,6 +181,9 @@ async fn run<'a>(
     };
     let key = body.replay_key();
     let resp = forward(snap, route, conn, parts, body, &path, ctx).await;
+    if let Ok(r) = &resp {
+        ctx.trace.step(Step::UpstreamResponse(r.status().as_u16()));
+    }
     // Decided before awaiting: a response body is not `Sync`, so no reference to it may be held.
     let delivered = resp.as_ref().is_ok_and(|r| !r.status().is_server_error());
     settle_webhook(route, key, delivered).await;
@@ -272,6 +293,10 @@ async fn rate_limit(
         return Ok(());
     };
     ctx.rate = Some(decision);
+    ctx.trace.step(Step::RateLimit {
+        allowed: decision.allowed,
+        remaining: decision.remaining,
+    });
     if decision.allowed {
         Ok(())
     } else {
@@ -472,6 +497,7 @@ fn rewrite_headers(
         }
     }
     h.insert(request_id::HEADER, ctx.request_id.header_value());
+    ctx.trace.context().write_headers(h);
 }
 
 /// A path-only URI for the built-in targets.
@@ -550,6 +576,7 @@ fn tunnel_record(
 ) -> tunnel::Record {
     tunnel::Record {
         request_id: ctx.request_id.to_string(),
+        trace_id: ctx.trace.id().to_string(),
         route: route_name(ctx).to_string(),
         class: ctx.class.name.clone(),
         client_ip: ctx.client_ip,
@@ -579,6 +606,7 @@ fn access_log(ctx: &Ctx<'_>, method: &http::Method, path: &str, status: u16, sta
     tracing::info!(
         target: "access",
         request_id = %ctx.request_id,
+        trace_id = %ctx.trace.id(),
         route,
         class = %ctx.class.name,
         client_ip,

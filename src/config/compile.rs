@@ -156,6 +156,8 @@ pub struct Snapshot {
     pub admin_api: crate::admin_api::settings::AdminApiSettings,
     /// Inbound webhook schemes and outbound senders.
     pub webhooks: crate::webhook::Webhooks,
+    /// Trace context and the OTLP exporter (`[tracing]`).
+    pub trace: crate::trace::Tracer,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -246,6 +248,7 @@ pub fn compile(
             route,
         );
     }
+    let trace = tracer(&v.tracing, shared, settings, d);
     if !d.is_empty() {
         return None;
     }
@@ -277,8 +280,34 @@ pub fn compile(
         limiter,
         admin_api,
         webhooks,
+        trace,
         config: v,
     })
+}
+
+/// `[tracing]`: the OTLP exporter gets a pooled client for the collector (none for `check`).
+fn tracer(
+    s: &crate::trace::TraceSettings,
+    shared: &Shared,
+    pool: PoolSettings,
+    d: &mut Diagnostics,
+) -> crate::trace::Tracer {
+    let exporter = match &s.otlp_endpoint {
+        Some(uri) if !shared.check_only => match shared.pools.get(uri, None, pool) {
+            Ok(up) => Some(crate::trace::export::Exporter::new(
+                up,
+                uri,
+                &s.service_name,
+                s.otlp_timeout,
+            )),
+            Err(e) => {
+                d.push(None, "tracing.otlp_endpoint", e, "check the collector URL");
+                None
+            }
+        },
+        _ => None,
+    };
+    crate::trace::Tracer::new(s.clone(), exporter)
 }
 
 /// The Redis connection when `[state]` chose Redis: opened (lazily) by the first compile, with
