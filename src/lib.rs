@@ -39,6 +39,7 @@ pub mod outbound_tls;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reload;
 pub mod request_check;
 pub mod request_id;
 pub mod route;

@@ -32,7 +32,8 @@ pub struct Shared {
     pub auth: Arc<AuthState>,
     /// The last compiled token service: its open store is reused by the next compile.
     pub oauth: Arc<Mutex<Option<Arc<TokenService>>>>,
-    /// Rolling-window counters, created by the first compile with its `[rate_limit]` settings.
+    /// Rolling-window counters, created by the first compile; a reload applies its
+    /// `[rate_limit]` settings to them (`Gateway::reload`), keeping every counter.
     pub limiter: Arc<OnceLock<Arc<MemoryLimiter>>>,
     /// The shared-state backend chosen by the first compile (`None` = embedded); `[state]`
     /// changes need a restart.
@@ -158,6 +159,8 @@ pub struct Snapshot {
     pub webhooks: crate::webhook::Webhooks,
     /// Trace context and the OTLP exporter (`[tracing]`).
     pub trace: crate::trace::Tracer,
+    /// The credentials the file names, fingerprinted (what a reload reports as rotated).
+    pub inventory: crate::reload::Inventory,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -261,12 +264,6 @@ pub fn compile(
         Some(r) => Limiter::redis(local, RedisLimiter::new(r.clone())),
         None => Limiter::memory(local),
     };
-    if limiter.settings() != settings {
-        tracing::warn!(
-            "[rate_limit] changed; the running limiter keeps its settings until a restart \
-             (its counters outlive reloads)"
-        );
-    }
     if let Ok(mut last) = shared.oauth.lock() {
         last.clone_from(&oauth);
     }
@@ -281,6 +278,7 @@ pub fn compile(
         admin_api,
         webhooks,
         trace,
+        inventory: crate::reload::Inventory::of(raw, &d.source().base_dir()),
         config: v,
     })
 }
