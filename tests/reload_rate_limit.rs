@@ -4,6 +4,7 @@
 //! listing what changed.
 
 mod common;
+mod redis_support;
 
 use common::*;
 
@@ -50,20 +51,31 @@ struct Env {
     up: Upstream,
     gw: TestGateway,
     admin: String,
+    config: String,
 }
 
 async fn start() -> Env {
+    start_with(CONFIG).await
+}
+
+async fn start_with(config: &str) -> Env {
+    logs();
     let up = Upstream::start().await;
-    let gw = gateway(CONFIG, Some(up.addr)).await;
+    let gw = gateway(config, Some(up.addr)).await;
     let admin = admin_listener(&gw.gw).await;
-    Env { up, gw, admin }
+    Env {
+        up,
+        gw,
+        admin,
+        config: config.to_string(),
+    }
 }
 
 impl Env {
     /// Rewrites the config file (`edit` on the original text) and reloads it through the
     /// admin listener's `POST /reload`.
     async fn reload(&self, edit: impl Fn(String) -> String) {
-        let text = edit(CONFIG.to_string()).replace("{UPSTREAM}", &self.up.addr.to_string());
+        let text = edit(self.config.clone()).replace("{UPSTREAM}", &self.up.addr.to_string());
         std::fs::write(self.gw.dir.join("portcullis.toml"), text).unwrap();
         let r = client()
             .post(format!("{}/reload", self.admin))
@@ -169,32 +181,51 @@ async fn a_new_ipv6_prefix_regroups_ipv6_clients() {
     assert_eq!(e.up.count(), 4);
 }
 
-/// The `reload` events in `buf` (current-thread runtime: the gateway's tasks run on the test's
-/// thread, under its subscriber).
-fn reload_events(buf: &LogBuf) -> Vec<serde_json::Value> {
-    buf.text()
+/// Every log event of this test binary, captured by one global subscriber that each test
+/// installs before its first event (a thread-local subscriber can miss events while another
+/// thread registers the same callsite).
+fn logs() -> &'static LogBuf {
+    static BUF: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = LogBuf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+}
+
+/// The `reload` events that `mine` picks out (other tests reload in parallel; only this one
+/// makes reloads with no changes or adds the route `admin-v2`).
+fn reload_events(mine: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    logs()
+        .text()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "reload")
+        .filter(|v| v["target"] == "reload" && mine(v))
         .collect()
+}
+
+fn unchanged(v: &serde_json::Value) -> bool {
+    v["summary"] == "no changes"
+}
+
+fn admin_v2(v: &serde_json::Value) -> bool {
+    v["routes_added"] == "admin-v2"
 }
 
 #[tokio::test]
 async fn every_reload_logs_one_event_with_what_changed() {
-    let buf = LogBuf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     let e = start().await;
     e.reload(|t| t).await;
-    let events = reload_events(&buf);
-    assert_eq!(events.len(), 1, "{}", buf.text());
-    assert_eq!(events[0]["summary"], "no changes");
+    let events = reload_events(unchanged);
+    assert_eq!(events.len(), 1, "{}", logs().text());
     assert_eq!(events[0]["message"], "config reloaded");
+    assert_eq!(events[0]["routes_added"], "");
 
     e.reload(|t| {
         t.replace("ipv6_prefix = 64", "ipv6_prefix = 56")
@@ -207,9 +238,9 @@ async fn every_reload_logs_one_event_with_what_changed() {
             + "\n[upstreams.other]\nurl = \"http://127.0.0.1:9\"\n\n[[apps]]\nclient_id = \"app-two\"\nkey_hash = \"sha256:1111111111111111111111111111111111111111111111111111111111111111\"\n"
     })
     .await;
-    let events = reload_events(&buf);
-    assert_eq!(events.len(), 2, "one event per reload: {}", buf.text());
-    let ev = &events[1];
+    let events = reload_events(admin_v2);
+    assert_eq!(events.len(), 1, "one event per reload: {}", logs().text());
+    let ev = &events[0];
     assert_eq!(ev["routes_added"], "admin-v2");
     assert_eq!(ev["routes_removed"], "admin-api");
     assert_eq!(
@@ -228,7 +259,7 @@ async fn every_reload_logs_one_event_with_what_changed() {
         summary.contains("credentials rotated: api_key app-one"),
         "{summary}"
     );
-    let text = buf.text();
+    let text = logs().text();
     assert!(
         !text.contains("72b45c69") && !text.contains("1111111111111111"),
         "no hash is ever logged"
@@ -244,5 +275,48 @@ async fn every_reload_logs_one_event_with_what_changed() {
         .await
         .unwrap();
     assert!(r.status().is_client_error() || r.status().is_server_error());
-    assert_eq!(reload_events(&buf).len(), 2);
+    assert_eq!(reload_events(|v| unchanged(v) || admin_v2(v)).len(), 2);
+}
+
+#[tokio::test]
+async fn on_redis_counters_survive_a_reload_the_same_way() {
+    let redis = redis_support::RedisServer::start().await;
+    let config = CONFIG.replace(
+        "[rate_limit]",
+        &format!(
+            "[state]\nbackend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"reload:\"\ntimeout = \"500ms\"\n\n[rate_limit]",
+            redis.url()
+        ),
+    );
+    let e = start_with(&config).await;
+    let r = e.gw.gw.redis().expect("redis backend");
+    assert!(r.wait_up(std::time::Duration::from_secs(5)).await);
+    let c = "203.0.113.9";
+    for path in ["/user/r", "/user/r", "/admin/r", "/admin/r"] {
+        assert_eq!(e.status(path, c).await, 200);
+    }
+    assert_eq!(e.status("/user/r", c).await, 429);
+    assert_eq!(e.status("/admin/r", c).await, 429);
+    e.reload(|t| {
+        t.replace(
+            "[classes.admin]\nlimit = \"2/1m\"",
+            "[classes.admin]\nlimit = \"3/1m\"",
+        )
+        .replace("max_tracked_clients = 100", "max_tracked_clients = 50")
+    })
+    .await;
+    assert_eq!(
+        e.status("/user/r", c).await,
+        429,
+        "still limited after the reload"
+    );
+    assert_eq!(
+        e.status("/admin/r", c).await,
+        200,
+        "counted on, under the new limit"
+    );
+    assert_eq!(e.status("/admin/r", c).await, 429);
+    assert_eq!(e.up.count(), 5);
+    let keys: Vec<String> = redis.cmd(&["KEYS", "{reload:*"]).await;
+    assert_eq!(keys.len(), 2, "one key per (client, class): {keys:?}");
 }
