@@ -50,6 +50,9 @@ async fn a_tunnel_is_logged_once_with_duration_and_bytes() {
     assert!(e["bytes_down"].as_u64().unwrap() >= 7, "{e}");
     // The tunnel's event carries the trace id the upstream's handshake carried.
     let handshake = up.handshakes.lock().unwrap()[0].clone();
-    let tp = handshake.headers["traceparent"].to_str().unwrap().to_string();
+    let tp = handshake.headers["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(e["trace_id"], tp.split('-').nth(1).unwrap(), "{e}");
 }

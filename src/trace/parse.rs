@@ -72,6 +72,27 @@ pub fn parse_traceparent(v: &[u8]) -> Option<Parent> {
 /// The incoming `tracestate` to pass on: every value joined by `,`, empty members dropped,
 /// members from the end dropped beyond 32 or 512 bytes; `None` when absent or malformed.
 pub fn tracestate(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(TRACESTATE).iter();
+    let first = values.next()?;
+    // The common case: one value already within the limits goes on as the same bytes.
+    if values.next().is_none() && as_is(first.as_bytes()) {
+        return Some(first.clone());
+    }
+    rebuilt(headers)
+}
+
+/// One `tracestate` value that needs no rewriting: at most 512 bytes and 32 members, no
+/// empty member or optional whitespace, every member well formed.
+fn as_is(v: &[u8]) -> bool {
+    v.len() <= MAX_TRACESTATE_BYTES
+        && !v.is_empty()
+        && v.split(|&b| b == b',').count() <= MAX_TRACESTATE_MEMBERS
+        && v.split(|&b| b == b',')
+            .all(|m| std::str::from_utf8(m).is_ok_and(|m| !m.starts_with(' ') && valid_member(m)))
+}
+
+/// Joins, trims and caps the members of every `tracestate` value.
+fn rebuilt(headers: &HeaderMap) -> Option<HeaderValue> {
     let mut kept = String::new();
     let mut members = 0;
     for value in headers.get_all(TRACESTATE) {
