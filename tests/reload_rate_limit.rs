@@ -181,22 +181,9 @@ async fn a_new_ipv6_prefix_regroups_ipv6_clients() {
     assert_eq!(e.up.count(), 4);
 }
 
-/// Every log event of this test binary, captured by one global subscriber that each test
-/// installs before its first event (a thread-local subscriber can miss events while another
-/// thread registers the same callsite).
+/// Every log event of this test binary (one global subscriber).
 fn logs() -> &'static LogBuf {
-    static BUF: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = LogBuf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        buf
-    })
+    global_json_logs()
 }
 
 /// The `reload` events that `mine` picks out (other tests reload in parallel; only this one

@@ -3,8 +3,6 @@
 //! the access log's `trace_id` is the upstream's.
 
 mod common;
-use std::sync::OnceLock;
-
 use common::*;
 
 const INCOMING_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -24,18 +22,7 @@ fn trusted() -> String {
 
 /// The access events, captured once for this test binary.
 fn logs() -> &'static LogBuf {
-    static BUF: OnceLock<LogBuf> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = LogBuf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        buf
-    })
+    global_json_logs()
 }
 
 /// The traceparent fields (trace id, parent id, flags) the upstream received, checked for form.

@@ -268,23 +268,7 @@ async fn a_collector_that_never_answers_does_not_hold_up_requests() {
 
 /// `portcullis check` on a config ending in `[tracing]` + `tracing`.
 fn check(tracing: &str) -> (i32, String, String) {
-    let dir = temp_dir("tracing-check");
-    let cfg = format!(
-        "{}\n[tracing]\n{tracing}\n",
-        BASIC.replace("{UPSTREAM}", "127.0.0.1:9")
-    );
-    let path = dir.join("portcullis.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    check_text(&format!("{BASIC}\n[tracing]\n{tracing}\n"))
 }
 
 #[test]
