@@ -298,3 +298,44 @@ fn bad_tracing_values_name_their_line_and_accept_from_any_is_a_note() {
     assert_eq!(code, 0);
     assert!(!out.contains("note:"), "{out}");
 }
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_spans_without_holding_requests() {
+    // A collector that never answers: the first batch waits out otlp_timeout while the queue
+    // of 2 fills up behind it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let up = Upstream::start().await;
+    let text = config(collector).replace(
+        "service_name = \"edge-test\"",
+        "service_name = \"edge-test\"\notlp_timeout = \"10s\"\notlp_queue = 2",
+    );
+    let gw = gateway(&text, Some(up.addr)).await;
+    for _ in 0..12 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            client().get(gw.url("/v1/partner/user/q")).send(),
+        )
+        .await
+        .expect("a full export queue holds up no request")
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(up.count(), 12);
+    let snap = gw.gw.snapshot();
+    let exporter = snap.trace.exporter().expect("export is on");
+    // One batch in flight (at most the 2 the queue held) plus 2 queued: the rest were dropped.
+    assert!(
+        exporter.dropped() >= 12 - 2 - 2,
+        "dropped {}",
+        exporter.dropped()
+    );
+    assert!(exporter.dropped() <= 11);
+    assert_eq!(exporter.exported(), 0);
+}

@@ -297,6 +297,7 @@ fn tracer(
                 uri,
                 &s.service_name,
                 s.otlp_timeout,
+                s.otlp_queue,
             )),
             Err(e) => {
                 d.push(None, "tracing.otlp_endpoint", e, "check the collector URL");

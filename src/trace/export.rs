@@ -1,7 +1,8 @@
 //! Export: finished spans go into a bounded queue; one background task posts them in batches
 //! to the OTLP/HTTP endpoint.
 //!
-//! The request path only does a `try_send`: when the queue (2,048 spans) is full the span is
+//! The request path only does a `try_send`: when the queue (`[tracing] otlp_queue`, 2,048
+//! spans by default) is full the span is
 //! dropped and counted (`portcullis_trace_spans_dropped_total`), so a slow or dead collector
 //! never slows a request. The task takes whatever is queued (up to 512 spans) per POST, bounded
 //! by `[tracing] otlp_timeout`, and retries nothing: a failed batch is logged (rate-limited) and
@@ -24,8 +25,6 @@ use crate::log_limit::LogLimit;
 use crate::proxy::Upstream;
 use crate::proxy::body::full;
 
-/// Spans waiting for export, at most.
-pub const QUEUE: usize = 2048;
 /// Spans per POST, at most.
 pub const BATCH: usize = 512;
 
@@ -66,9 +65,16 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    /// An exporter posting to `endpoint` through `target` (a pooled client for its origin).
-    pub fn new(target: Upstream, endpoint: &Uri, service_name: &str, timeout: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// An exporter posting to `endpoint` through `target` (a pooled client for its origin),
+    /// holding at most `queue` spans.
+    pub fn new(
+        target: Upstream,
+        endpoint: &Uri,
+        service_name: &str,
+        timeout: Duration,
+        queue: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(queue.max(1));
         let path = endpoint
             .path_and_query()
             .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));

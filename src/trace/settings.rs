@@ -32,6 +32,8 @@ pub struct RawTracing {
     pub service_name: Option<SString>,
     /// Longest wait for the OTLP receiver per batch (default `"5s"`).
     pub otlp_timeout: Option<SString>,
+    /// Spans waiting for export at most; more are dropped and counted (default 2048).
+    pub otlp_queue: Option<Spanned<usize>>,
 }
 
 /// Whose incoming trace context the gateway continues.
@@ -59,6 +61,8 @@ pub struct TraceSettings {
     pub service_name: String,
     /// Bound on one export request.
     pub otlp_timeout: Duration,
+    /// Capacity of the export queue.
+    pub otlp_queue: usize,
 }
 
 impl Default for TraceSettings {
@@ -69,6 +73,7 @@ impl Default for TraceSettings {
             otlp_endpoint: None,
             service_name: "portcullis".into(),
             otlp_timeout: Duration::from_secs(5),
+            otlp_queue: 2048,
         }
     }
 }
@@ -83,6 +88,7 @@ impl TraceSettings {
             otlp_endpoint: raw.otlp_endpoint.as_ref().and_then(|e| endpoint(e, d)),
             service_name: service_name(raw.service_name.as_ref(), d).unwrap_or(def.service_name),
             otlp_timeout: timeout(raw.otlp_timeout.as_ref(), d).unwrap_or(def.otlp_timeout),
+            otlp_queue: queue(raw.otlp_queue.as_ref(), d).unwrap_or(def.otlp_queue),
         }
     }
 
@@ -178,6 +184,21 @@ fn timeout(v: Option<&SString>, d: &mut Diagnostics) -> Option<Duration> {
         "tracing.otlp_timeout",
         problem,
         "write a duration with a unit, e.g. \"5s\"",
+    );
+    None
+}
+
+fn queue(v: Option<&Spanned<usize>>, d: &mut Diagnostics) -> Option<usize> {
+    let v = v?;
+    let n = *v.get_ref();
+    if (1..=65_536).contains(&n) {
+        return Some(n);
+    }
+    d.push(
+        Some(v.span()),
+        "tracing.otlp_queue",
+        format!("{n} is not between 1 and 65536"),
+        "write the number of spans that may wait for export, e.g. 2048",
     );
     None
 }
