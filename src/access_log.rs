@@ -12,7 +12,7 @@
 //! WebSocket tunnels log their own event when they end (`tunnel::Record`), with the same
 //! request fields.
 //!
-//! Fields: `request_id`, `route` (its name, `-` when none matched), `class`, `client_ip`,
+//! Fields: `request_id`, `trace_id` (W3C, see `trace`), `route` (its name, `-` when none matched), `class`, `client_ip`,
 //! `principal` (authenticated subject, empty when none), `auth` (`none`, `bearer`, `api_key`,
 //! `webhook`), `method`, `path`, `status`, `code` (the envelope's catalogue code when the
 //! gateway or its token service refused the request, empty otherwise), `bytes_in`, `bytes_out`, `latency_us`,
@@ -54,6 +54,8 @@ pub fn auth_name(principal: Option<&Principal>, webhook_verified: bool) -> &'sta
 pub struct Entry {
     /// `X-Request-Id`.
     pub request_id: RequestId,
+    /// The W3C trace id (continued from a trusted proxy, or new).
+    pub trace_id: crate::trace::Hex<32>,
     /// Route name (`-` when no route matched).
     pub route: String,
     /// Route class.
@@ -87,6 +89,7 @@ impl Entry {
     pub fn into_tunnel_record(self) -> crate::tunnel::Record {
         crate::tunnel::Record {
             request_id: self.request_id.to_string(),
+            trace_id: self.trace_id.to_string(),
             route: self.route,
             class: self.class,
             client_ip: self.client_ip,
@@ -112,6 +115,7 @@ impl Entry {
         tracing::info!(
             target: "access",
             request_id = %self.request_id,
+            trace_id = %self.trace_id,
             route = %self.route,
             class = %self.class,
             client_ip,

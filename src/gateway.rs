@@ -63,8 +63,14 @@ impl Gateway {
         &self.shared
     }
 
-    /// Re-reads the config file and swaps it in; on failure the running config stays.
+    /// Re-reads the config file and swaps it in; on failure the running config stays. A
+    /// successful reload applies `[rate_limit]` to the running limiter (its counters stay) and
+    /// logs one event saying what changed (`reload::Changes`).
     pub async fn reload(&self) -> Result<(), Vec<Diagnostic>> {
+        self.swap_in(true).await
+    }
+
+    async fn swap_in(&self, report: bool) -> Result<(), Vec<Diagnostic>> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -74,7 +80,13 @@ impl Gateway {
         crate::metrics::reload(result.is_ok());
         let snap = Arc::new(result?);
         snap.auth.start().await;
+        let changes = crate::reload::Changes::between(&self.snapshot(), &snap);
+        // Counters outlive the swap; only the settings change (see `MemoryLimiter::apply`).
+        snap.limiter.local().apply(snap.config.rate_limit);
         self.snapshot.store(snap);
+        if report {
+            changes.log();
+        }
         Ok(())
     }
 
@@ -122,7 +134,8 @@ impl Gateway {
         if let Err(e) = self.shared.credentials.refresh().await {
             tracing::error!(error = %e, "cannot read run-time credentials from the store");
         }
-        self.reload().await
+        // The start-up config again, checked against the store: not a reload to report.
+        self.swap_in(false).await
     }
 
     /// The Redis state backend, when `[state]` chose it.

@@ -41,12 +41,14 @@ pub mod outbound_tls;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reload;
 pub mod request_check;
 pub mod request_id;
 pub mod route;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod trace;
 pub mod tunnel;
 pub mod webhook;
 

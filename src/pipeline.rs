@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE};
+use http::header::{CONTENT_TYPE, HOST, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -32,6 +32,7 @@ use crate::ratelimit::Decision;
 use crate::request_check;
 use crate::request_id::{self, RequestId};
 use crate::route::{Found, check_encoded_slashes, normalize_path};
+use crate::trace::{RequestTrace, Step, span::SpanEnd};
 use crate::tunnel::{self, limits::Tunnels};
 
 /// What the server knows about the connection a request came on (built once per connection).
@@ -74,6 +75,8 @@ struct Ctx<'a> {
     body: Option<Arc<BodyState>>,
     /// Request sent upstream to its response head.
     upstream_latency: Option<Duration>,
+    /// Trace context (continued from a trusted proxy or new) and the span when exporting.
+    trace: RequestTrace,
 }
 
 /// Serves one request: runs the pipeline, renders rejects, logs. `request_id` is the id the
@@ -101,6 +104,9 @@ pub async fn handle(
         code: None,
         body: None,
         upstream_latency: None,
+        trace: snap
+            .trace
+            .begin(&req, snap.trusted.contains(conn.peer.ip())),
     };
     let mut resp = match run(&snap, conn, req, &mut ctx).await {
         Ok(resp) => resp,
@@ -110,6 +116,13 @@ pub async fn handle(
         .request(resp.status().as_u16(), started.elapsed());
     finish_headers(resp.headers_mut(), &ctx);
     let status = resp.status().as_u16();
+    let end = SpanEnd {
+        status,
+        route: ctx.route.map(|r| r.spec.name.as_str()),
+        client_ip: ctx.client_ip,
+        refusal: ctx.code,
+    };
+    snap.trace.finish(&mut ctx.trace, end);
     match tunnel::take_plan(&mut resp) {
         // A tunnel writes the request's one access event when it ends.
         Some(plan) => plan
@@ -146,6 +159,7 @@ async fn run<'a>(
     // Owned: the request moves into `forward` while the path is still needed.
     let path = normalize_path(req.uri().path())?.into_owned();
     let route = find_route(snap, &req, &path, ctx)?;
+    ctx.trace.step(Step::RouteMatched(&route.spec.name));
     check_encoded_slashes(&path, route.spec.allow_encoded_slashes)?;
     rate_limit(snap, route, client_ip, ctx).await?;
     tunnel::allowed(ask, route.spec.websocket)?;
@@ -165,8 +179,10 @@ async fn run<'a>(
         .await?;
     check_client_active(snap, principal.as_deref())?;
     auth::authorize(principal.as_deref(), &route.spec.scopes)?;
+    let method = principal.as_ref().map(|p| p.method().as_str());
+    ctx.trace.step(Step::Authenticated(method));
     ctx.principal = principal;
-    check_declared_length(req.headers(), route.spec.max_body_bytes)?;
+    request_check::declared_length(req.headers(), route.spec.max_body_bytes)?;
     let (parts, incoming) = req.into_parts();
     let body = match ask {
         // Last: a refused request never holds a place under the tunnel caps.
@@ -178,6 +194,9 @@ async fn run<'a>(
     };
     let key = body.replay_key();
     let resp = forward(snap, route, conn, parts, body, &path, ctx).await;
+    if let Ok(r) = &resp {
+        ctx.trace.step(Step::UpstreamResponse(r.status().as_u16()));
+    }
     // Decided before awaiting: a response body is not `Sync`, so no reference to it may be held.
     let delivered = resp.as_ref().is_ok_and(|r| !r.status().is_server_error());
     settle_webhook(route, key, delivered).await;
@@ -232,18 +251,6 @@ async fn settle_webhook(
     scheme.settle(key, delivered).await;
 }
 
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
-    let host = req
-        .uri()
-        .host()
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))?;
-    // Strip a port; keep bracketed IPv6 literals whole.
-    Some(match host.rfind(':') {
-        Some(i) if !host.ends_with(']') => &host[..i],
-        _ => host,
-    })
-}
-
 /// Finds the route owning the path; a 405 is answered in the owning route's class envelope.
 fn find_route<'a>(
     snap: &'a Snapshot,
@@ -251,7 +258,10 @@ fn find_route<'a>(
     path: &str,
     ctx: &mut Ctx<'a>,
 ) -> Result<&'a Route, Reject> {
-    match snap.routes.find(req.method(), request_host(req), path) {
+    match snap
+        .routes
+        .find(req.method(), request_check::routing_host(req), path)
+    {
         Found::Route(r) => {
             ctx.route = Some(r);
             ctx.class = &r.class;
@@ -287,6 +297,10 @@ async fn rate_limit(
         return Ok(());
     };
     ctx.rate = Some(decision);
+    ctx.trace.step(Step::RateLimit {
+        allowed: decision.allowed,
+        remaining: decision.remaining,
+    });
     if decision.allowed {
         Ok(())
     } else {
@@ -305,18 +319,6 @@ fn check_client_active(snap: &Snapshot, p: Option<&Principal>) -> Result<(), Rej
         (Some(id), AuthMethod::Bearer) if svc.client_suspended(id) => Err(Reject::Auth(
             AuthError::InvalidToken("the client that obtained this token is suspended".into()),
         )),
-        _ => Ok(()),
-    }
-}
-
-/// A declared Content-Length over the route's limit is refused before anything is forwarded.
-fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), Reject> {
-    let declared = h
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > max => Err(Reject::PayloadTooLarge { limit: max }),
         _ => Ok(()),
     }
 }
@@ -363,7 +365,7 @@ async fn forward(
     };
     match &route.target {
         Target::Echo => {
-            parts.uri = local_uri(path, query.as_deref())?;
+            parts.uri = crate::proxy::local_uri(path, query.as_deref())?;
             // Boxed, like the token service below: local answers stay out of the size of the
             // future every forwarded request moves.
             Box::pin(echo::respond(Request::from_parts(parts, body)))
@@ -376,7 +378,7 @@ async fn forward(
                     "oauth route without a token service".into(),
                 ));
             };
-            parts.uri = local_uri(path, query.as_deref())?;
+            parts.uri = crate::proxy::local_uri(path, query.as_deref())?;
             let bytes = Box::pin(body.collect())
                 .await
                 .map_err(|e| too_large(e.to_string()))?
@@ -498,17 +500,7 @@ fn rewrite_headers(
         }
     }
     h.insert(request_id::HEADER, ctx.request_id.header_value());
-}
-
-/// A path-only URI for the built-in targets.
-fn local_uri(path: &str, query: Option<&str>) -> Result<http::Uri, Reject> {
-    let target = match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    target
-        .parse()
-        .map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))
+    ctx.trace.context().write_headers(h);
 }
 
 /// A broken client body is the client's doing (413, 408), not the upstream's (502).
@@ -584,6 +576,7 @@ fn log_entry(
     let webhook_verified = ctx.code.is_none() && ctx.route.is_some_and(|r| r.webhook.is_some());
     access_log::Entry {
         request_id: ctx.request_id.clone(),
+        trace_id: ctx.trace.id(),
         route: ctx.route.map_or("-", |r| r.spec.name.as_str()).to_string(),
         class: ctx.class.name.clone(),
         client_ip: ctx.client_ip,

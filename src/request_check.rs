@@ -338,6 +338,32 @@ pub fn max_forwards(h: &HeaderMap) -> Option<u32> {
     h.get(MAX_FORWARDS)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// The host a request is routed by: the URI's authority (h2 `:authority`, absolute form), else
+/// `Host`; without a port.
+pub fn routing_host<B>(req: &Request<B>) -> Option<&str> {
+    let host = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))?;
+    // Strip a port; keep bracketed IPv6 literals whole.
+    Some(match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host,
+    })
+}
+
+/// A declared Content-Length over the route's limit is refused before anything is forwarded.
+pub fn declared_length(h: &HeaderMap, max: u64) -> Result<(), Reject> {
+    let declared = h
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max => Err(Reject::PayloadTooLarge { limit: max }),
+        _ => Ok(()),
+    }
+}
+
 fn bad(why: &str) -> Reject {
     Reject::BadRequest(why.to_string())
 }

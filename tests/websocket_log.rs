@@ -49,4 +49,11 @@ async fn a_tunnel_is_logged_once_with_duration_and_bytes() {
     // "hello" from a client is a masked frame of 2 + 4 + 5 bytes; the echo is 2 + 5.
     assert!(e["bytes_up"].as_u64().unwrap() >= 11, "{e}");
     assert!(e["bytes_down"].as_u64().unwrap() >= 7, "{e}");
+    // The tunnel's event carries the trace id the upstream's handshake carried.
+    let handshake = up.handshakes.lock().unwrap()[0].clone();
+    let tp = handshake.headers["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(e["trace_id"], tp.split('-').nth(1).unwrap(), "{e}");
 }

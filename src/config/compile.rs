@@ -32,7 +32,8 @@ pub struct Shared {
     pub auth: Arc<AuthState>,
     /// The last compiled token service: its open store is reused by the next compile.
     pub oauth: Arc<Mutex<Option<Arc<TokenService>>>>,
-    /// Rolling-window counters, created by the first compile with its `[rate_limit]` settings.
+    /// Rolling-window counters, created by the first compile; a reload applies its
+    /// `[rate_limit]` settings to them (`Gateway::reload`), keeping every counter.
     pub limiter: Arc<OnceLock<Arc<MemoryLimiter>>>,
     /// The shared-state backend chosen by the first compile (`None` = embedded); `[state]`
     /// changes need a restart.
@@ -156,6 +157,10 @@ pub struct Snapshot {
     pub admin_api: crate::admin_api::settings::AdminApiSettings,
     /// Inbound webhook schemes and outbound senders.
     pub webhooks: crate::webhook::Webhooks,
+    /// Trace context and the OTLP exporter (`[tracing]`).
+    pub trace: crate::trace::Tracer,
+    /// The credentials the file names, fingerprinted (what a reload reports as rotated).
+    pub inventory: crate::reload::Inventory,
 }
 
 /// Stage 3: builds the snapshot; problems (e.g. unusable key files) go to `d`.
@@ -250,6 +255,7 @@ pub fn compile(
             route,
         );
     }
+    let trace = tracer(&v.tracing, shared, settings, d);
     if !d.is_empty() {
         return None;
     }
@@ -262,12 +268,6 @@ pub fn compile(
         Some(r) => Limiter::redis(local, RedisLimiter::new(r.clone())),
         None => Limiter::memory(local),
     };
-    if limiter.settings() != settings {
-        tracing::warn!(
-            "[rate_limit] changed; the running limiter keeps its settings until a restart \
-             (its counters outlive reloads)"
-        );
-    }
     if let Ok(mut last) = shared.oauth.lock() {
         last.clone_from(&oauth);
     }
@@ -285,8 +285,36 @@ pub fn compile(
         limiter,
         admin_api,
         webhooks,
+        trace,
+        inventory: crate::reload::Inventory::of(raw, &d.source().base_dir()),
         config: v,
     })
+}
+
+/// `[tracing]`: the OTLP exporter gets a pooled client for the collector (none for `check`).
+fn tracer(
+    s: &crate::trace::TraceSettings,
+    shared: &Shared,
+    pool: PoolSettings,
+    d: &mut Diagnostics,
+) -> crate::trace::Tracer {
+    let exporter = match &s.otlp_endpoint {
+        Some(uri) if !shared.check_only => match shared.pools.get(uri, None, pool) {
+            Ok(up) => Some(crate::trace::export::Exporter::new(
+                up,
+                uri,
+                &s.service_name,
+                s.otlp_timeout,
+                s.otlp_queue,
+            )),
+            Err(e) => {
+                d.push(None, "tracing.otlp_endpoint", e, "check the collector URL");
+                None
+            }
+        },
+        _ => None,
+    };
+    crate::trace::Tracer::new(s.clone(), exporter)
 }
 
 /// The Redis connection when `[state]` chose Redis: opened (lazily) by the first compile, with

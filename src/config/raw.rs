@@ -57,6 +57,9 @@ pub struct RawConfig {
     /// WebSocket tunnel limits (owned by `tunnel::settings`).
     #[serde(default)]
     pub tunnels: crate::tunnel::settings::RawTunnels,
+    /// Trace context and OTLP export (owned by `trace::settings`).
+    #[serde(default)]
+    pub tracing: crate::trace::RawTracing,
 }
 
 /// `[server]`

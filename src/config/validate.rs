@@ -153,6 +153,8 @@ pub struct Validated {
     pub forwarding: crate::proxy::forwarding::ForwardingRules,
     /// WebSocket tunnel limits (`[tunnels]`).
     pub tunnels: crate::tunnel::settings::TunnelSettings,
+    /// Trace context and OTLP export (`[tracing]`).
+    pub tracing: crate::trace::TraceSettings,
     /// Some route has `websocket = true` (h2 listeners then advertise extended CONNECT).
     pub websocket_routes: bool,
 }
@@ -164,6 +166,7 @@ impl Validated {
         let mut notes = self.http.relaxations();
         notes.extend(crate::server::bounds::relaxations(&self.limits));
         notes.extend(self.forwarding.relaxations());
+        notes.extend(self.tracing.relaxations());
         if self.websocket_routes {
             notes.extend(self.tunnels.relaxations());
         }
@@ -241,6 +244,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
     let http = crate::request_check::HttpRules::validate(&raw.http, d);
     let forwarding = crate::proxy::forwarding::ForwardingRules::validate(&raw.forwarding, d);
     let tunnels = crate::tunnel::settings::TunnelSettings::validate(&raw.tunnels, d);
+    let tracing = crate::trace::TraceSettings::validate(&raw.tracing, d);
     let websocket_routes = routes.iter().any(|r| r.websocket);
     let bearer_routes = routes
         .iter()
@@ -290,6 +294,7 @@ pub fn validate(raw: &RawConfig, d: &mut Diagnostics) -> Option<Validated> {
         http,
         forwarding,
         tunnels,
+        tracing,
         websocket_routes,
     })
 }

@@ -245,3 +245,14 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Shared pools handle.
 pub type SharedPools = Arc<Pools>;
+
+/// A path-only URI for the built-in targets.
+pub fn local_uri(path: &str, query: Option<&str>) -> Result<http::Uri, Reject> {
+    let target = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    target
+        .parse()
+        .map_err(|_| Reject::BadRequest("the request target is not a valid URI".into()))
+}

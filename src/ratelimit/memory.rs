@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -105,7 +105,10 @@ impl Class {
 /// In-memory rolling-window limiter (see the module docs of `ratelimit`). `Send + Sync`;
 /// share it in an `Arc` across the gateway and across config reloads.
 pub struct MemoryLimiter {
-    settings: Settings,
+    /// `[rate_limit] ipv6_prefix`, replaced by a reload ([`MemoryLimiter::apply`]).
+    ipv6_prefix: AtomicU8,
+    /// `[rate_limit] max_tracked_clients`, replaced by a reload.
+    max_tracked: AtomicUsize,
     clock: SharedClock,
     windows: DashMap<Key, Window>,
     /// Interned classes. Read on every check without writing to shared memory (no lock word,
@@ -122,7 +125,7 @@ pub struct MemoryLimiter {
 impl std::fmt::Debug for MemoryLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryLimiter")
-            .field("settings", &self.settings)
+            .field("settings", &self.settings())
             .field("tracked", &self.tracked())
             .field("classes", &self.classes.load().len())
             .field("overflowed", &self.overflowed())
@@ -131,15 +134,32 @@ impl std::fmt::Debug for MemoryLimiter {
 }
 
 impl MemoryLimiter {
-    /// The settings this limiter was built with (`[rate_limit]` of the first config).
+    /// The settings in force (`[rate_limit]` of the running config).
     pub fn settings(&self) -> Settings {
-        self.settings
+        Settings {
+            ipv6_prefix: self.ipv6_prefix.load(Ordering::Relaxed),
+            max_tracked_clients: self.max_tracked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies a reloaded `[rate_limit]`; every counter is kept. A lower `max_tracked_clients`
+    /// sends new clients to the overflow windows until enough tracked keys go idle (none is
+    /// evicted early); a higher one admits new keys at once. A new `ipv6_prefix` groups IPv6
+    /// clients afresh: their counters under the old grouping stop counting and are swept when
+    /// idle (IPv4 clients are unaffected). Returns whether anything changed.
+    pub fn apply(&self, s: Settings) -> bool {
+        let before = self.settings();
+        self.ipv6_prefix.store(s.ipv6_prefix, Ordering::Relaxed);
+        self.max_tracked
+            .store(s.max_tracked_clients, Ordering::Relaxed);
+        before != s
     }
 
     /// An empty limiter reading time from `clock`.
     pub fn new(settings: Settings, clock: SharedClock) -> Self {
         Self {
-            settings,
+            ipv6_prefix: AtomicU8::new(settings.ipv6_prefix),
+            max_tracked: AtomicUsize::new(settings.max_tracked_clients),
             clock,
             windows: DashMap::new(),
             classes: ArcSwap::default(),
@@ -242,7 +262,7 @@ impl MemoryLimiter {
         match ip.to_canonical() {
             IpAddr::V4(v4) => [0, 0, 0xffff, u32::from(v4)],
             IpAddr::V6(v6) => {
-                let prefix = u32::from(self.settings.ipv6_prefix.min(128));
+                let prefix = u32::from(self.ipv6_prefix.load(Ordering::Relaxed).min(128));
                 let bits = u128::from(v6);
                 let masked = if prefix == 0 {
                     0
@@ -299,7 +319,7 @@ impl MemoryLimiter {
 
     /// Takes one place under the cap, if any is left.
     fn reserve(&self) -> bool {
-        let cap = self.settings.max_tracked_clients;
+        let cap = self.max_tracked.load(Ordering::Relaxed);
         self.tracked
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < cap).then_some(n + 1)

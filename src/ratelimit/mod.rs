@@ -33,6 +33,13 @@
 //! together until keys go idle. Tracked clients are unaffected. Decisions made by an overflow
 //! window are counted ([`MemoryLimiter::overflowed`]) so operators can raise the cap.
 //!
+//! # Reload
+//! Counters outlive reloads (`Shared` keeps one `MemoryLimiter`; Redis keys are by class name).
+//! A reload applies `[rate_limit]` through [`MemoryLimiter::apply`]; a class whose limit did
+//! not change keeps counting exactly as before, and one whose limit changed keeps its counts
+//! under the new limit (`Window::regeometry` when the window length changed, the same rule in
+//! the Redis script).
+//!
 //! # Memory
 //! One tracked key is a 20-byte key (grouped address, class id) and a 52-byte window (21
 //! 16-bit counters), 72 bytes plus one control byte per hash-table slot; with the table's load

@@ -312,6 +312,8 @@ pub fn take_plan<B>(resp: &mut Response<B>) -> Option<Plan> {
 pub struct Record {
     /// `X-Request-Id`.
     pub request_id: String,
+    /// W3C trace id (32 hex digits).
+    pub trace_id: String,
     /// Route name (`-` when no route matched).
     pub route: String,
     /// Route class.
@@ -381,6 +383,7 @@ fn log(r: &Record, end: End, traffic: &pump::Traffic, open_for: Duration) {
     tracing::info!(
         target: "access",
         request_id = %r.request_id,
+        trace_id = %r.trace_id,
         route = %r.route,
         class = %r.class,
         client_ip = r.client_ip.map(tracing::field::display),

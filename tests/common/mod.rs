@@ -242,6 +242,41 @@ impl LogBuf {
     }
 }
 
+/// The JSON log of this test binary: one global subscriber (flattened JSON events), installed
+/// by the first call. Call it before the test's first event: a thread-local subscriber can miss
+/// events while another test thread registers the same callsite.
+pub fn global_json_logs() -> &'static LogBuf {
+    static BUF: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = LogBuf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+}
+
+/// Runs `portcullis check` on config text (`{UPSTREAM}` = the discard port) written to
+/// `portcullis.toml` in a fresh temp dir: (exit code, stdout, stderr).
+pub fn check_text(cfg: &str) -> (i32, String, String) {
+    let path = temp_dir("check").join("portcullis.toml");
+    std::fs::write(&path, cfg.replace("{UPSTREAM}", "127.0.0.1:9")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A plain HTTP client (no proxies, no pooling surprises).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
