@@ -5,25 +5,12 @@
 mod common;
 mod metrics_support;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::*;
 
-/// The process's log sink (installed once).
 fn logs() -> &'static LogBuf {
-    static BUF: OnceLock<LogBuf> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = LogBuf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        buf
-    })
+    global_json_logs()
 }
 
 /// The access events of request `id`, waiting up to 5 s for the first.

@@ -3,25 +3,8 @@
 
 mod common;
 
-use std::process::Command;
-
 fn check(limits: &str) -> (i32, String, String) {
-    let dir = common::temp_dir("limits-check");
-    let cfg = common::BASIC
-        .replace("[limits]", &format!("[limits]\n{limits}"))
-        .replace("{UPSTREAM}", "127.0.0.1:9");
-    let path = dir.join("portcullis.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::check_text(&common::BASIC.replace("[limits]", &format!("[limits]\n{limits}")))
 }
 
 #[test]

@@ -248,19 +248,7 @@ async fn open_tunnels_are_a_metric() {
 }
 
 fn check(cfg: &str) -> (i32, String, String) {
-    let dir = temp_dir("ws-check");
-    let path = dir.join("portcullis.toml");
-    std::fs::write(&path, cfg.replace("{UPSTREAM}", "127.0.0.1:9")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    check_text(cfg)
 }
 
 #[test]

@@ -9,14 +9,7 @@ use ws_echo::*;
 
 #[tokio::test]
 async fn a_tunnel_is_logged_once_with_duration_and_bytes() {
-    let buf = LogBuf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let buf = global_json_logs();
 
     let up = EchoUpstream::start().await;
     let gw = gateway(&config(""), Some(up.addr)).await;
@@ -29,15 +22,15 @@ async fn a_tunnel_is_logged_once_with_duration_and_bytes() {
             .filter(|v| v["target"] == "access" && v["path"] == "/ws/logged")
             .collect()
     };
-    assert!(events(&buf).is_empty(), "logged before the tunnel ended");
+    assert!(events(buf).is_empty(), "logged before the tunnel ended");
     ws.close(None).await.unwrap();
     assert!(closed(&mut ws).await);
     assert!(
-        eventually(|| !events(&buf).is_empty()).await,
+        eventually(|| !events(buf).is_empty()).await,
         "{}",
         buf.text()
     );
-    let all = events(&buf);
+    let all = events(buf);
     assert_eq!(all.len(), 1, "{}", buf.text());
     let e = &all[0];
     assert_eq!(e["status"], 101);
