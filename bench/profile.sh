@@ -11,6 +11,8 @@
 #   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey | hs256
 #   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
 #   SKIP_BUILD=1 GW_BIN=/tmp/old/portcullis UPSTREAM_BIN=.../bench-upstream bench/profile.sh
+#   PEER=haproxy bench/profile.sh      # the same load through HAProxy (ROW=plain|ratelimit: the
+#                                      # yardstick's fe_plain / fe_ratelimit, nbthread 1)
 #
 # Only the measured load is counted: after a 2 s warm-up the counters are zeroed, and dumped
 # when wrk ends (start-up, config loading and shutdown are left out).
@@ -122,8 +124,41 @@ EOF
 
 "${UP_CMD[@]}" 2>"$OUT/upstream.log" &
 PIDS+=($!)
-RUST_LOG="${GW_LOG:-info,access=off}" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-  "$GW_BIN" serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
+if [[ "${PEER:-}" == "haproxy" ]]; then
+  # The yardstick's HAProxy plain and rate-limit frontends (../shared/bench/conf/haproxy.cfg).
+  track=""
+  [[ "$ROW" == "ratelimit" ]] && track="    http-request track-sc0 src table st_perip
+    http-request deny deny_status 429 if { sc_http_req_rate(0,st_perip) gt 100000000 }"
+  cat >"$OUT/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+    tune.bufsize 16384
+defaults
+    mode http
+    timeout connect 5s
+    timeout client  60s
+    timeout server  60s
+    timeout http-keep-alive 60s
+    option http-keep-alive
+    option forwardfor
+    http-reuse always
+    no log
+backend be_upstream
+    server up1 127.0.0.1:$UP_PORT maxconn 1000
+backend st_perip
+    stick-table type ip size 100k expire 5m store http_req_rate(5m)
+frontend fe
+    bind 127.0.0.1:$GW_PORT
+$track
+    default_backend be_upstream
+CFG
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+    haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/gateway.log" 2>&1 &
+else
+  RUST_LOG="${GW_LOG:-info,access=off}" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+    "$GW_BIN" serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
+fi
 GW_PID=$!
 PIDS+=("$GW_PID")
 
