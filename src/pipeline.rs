@@ -269,6 +269,8 @@ fn find_route<'a>(
             Ok(r)
         }
         Found::MethodNotAllowed(allow, owner) => {
+            // Logged, counted and traced under the route that owns the path.
+            ctx.route = Some(owner);
             ctx.class = &owner.class;
             ctx.metrics = &owner.metrics;
             Err(Reject::MethodNotAllowed { allow })

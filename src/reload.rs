@@ -1,7 +1,7 @@
 //! Reload report: what a config reload changed, logged as one event.
 //!
 //! [`Inventory`] is built with each snapshot: every credential the file names, by kind and id,
-//! with a fingerprint (a truncated SHA-256 over its hash, key file contents or reference) so a
+//! with a fingerprint (a truncated SHA-256 over its hash, key file contents or secret) so a
 //! rotated key or secret shows as "rotated" without any secret or hash ever being logged.
 //! [`Changes::between`] compares two snapshots: routes (by name) and upstreams added, removed or
 //! changed, classes whose limit changed, `[rate_limit]` settings, credentials added, removed or
@@ -84,16 +84,17 @@ impl Inventory {
                     .map_or_else(Vec::new, |f| read(base, f.get_ref()))
             };
             let (pem, jwk) = (file(&k.pem_file), file(&k.jwk_file));
-            // An `env:NAME` secret is fingerprinted by its reference, not its value.
-            let secret = k
-                .secret
-                .as_ref()
-                .map_or(&b""[..], |s| s.get_ref().as_bytes());
+            // The secret's bytes (an `env:` value rotated in place shows as rotated); its
+            // reference when unreadable (compile reports that).
+            let secret = k.secret.as_ref().map_or_else(Vec::new, |s| {
+                crate::config::secret_ref::read(s.get_ref(), base)
+                    .unwrap_or_else(|_| s.get_ref().as_bytes().to_vec())
+            });
             let alg = k.alg.get_ref().as_bytes();
             self.add(
                 "jwt_key",
                 &format!("{scope}{id}"),
-                &[alg, &pem, &jwk, secret],
+                &[alg, &pem, &jwk, &secret],
             );
         }
         for j in jwks {
@@ -335,4 +336,33 @@ fn rate_limit(o: crate::ratelimit::Settings, n: crate::ratelimit::Settings) -> V
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Inventory;
+    use crate::config::raw::RawConfig;
+
+    fn inventory(dir: &std::path::Path) -> Inventory {
+        let text = "[server]\nlisten = \"127.0.0.1:0\"\n[[jwt.keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret = \"file:hs.secret\"\n";
+        let raw: RawConfig = toml::from_str(text).expect("config");
+        Inventory::of(&raw, dir)
+    }
+
+    #[test]
+    fn a_secret_rotated_behind_its_reference_changes_the_fingerprint() {
+        let dir = std::env::temp_dir().join(format!("portcullis-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hs.secret"), "first-secret-0123456789abcdef0123").unwrap();
+        let before = inventory(&dir);
+        assert_eq!(
+            before,
+            inventory(&dir),
+            "the same secret, the same fingerprint"
+        );
+        std::fs::write(dir.join("hs.secret"), "second-secret-0123456789abcdef012").unwrap();
+        let after = inventory(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_ne!(before, after, "same reference, new bytes: rotated");
+    }
 }

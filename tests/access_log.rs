@@ -241,3 +241,26 @@ async fn a_response_cut_off_midway_is_logged_incomplete_with_the_bytes_sent() {
     assert_eq!(e["bytes_out"], 10);
     assert!(e["latency_us"].as_u64().unwrap() >= 200_000, "{e}");
 }
+
+#[tokio::test]
+async fn a_405_is_logged_under_the_route_that_owns_the_path() {
+    logs();
+    let up = Upstream::start().await;
+    let gw = gateway(BASIC, Some(up.addr)).await;
+    let r = client()
+        .delete(gw.url("/v1/partner/admin/apps"))
+        .header("x-request-id", "log-405")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let _ = r.bytes().await.unwrap();
+    let ev = event("log-405").await;
+    assert_eq!(
+        ev["route"], "/v1/partner/admin",
+        "the owner, as in the metrics"
+    );
+    assert_eq!(ev["class"], "admin");
+    assert_eq!(ev["code"], "method_not_allowed");
+    assert_eq!(up.count(), 0, "nothing forwarded");
+}
