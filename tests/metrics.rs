@@ -100,14 +100,10 @@ async fn every_kind_of_request_is_counted_by_route_class_status_and_code() {
         "the refused one never went upstream"
     );
 
-    assert_eq!(
-        count(
-            &text,
-            "portcullis_tokens_issued_total",
-            &[("grant", "client_credentials")]
-        ),
-        1.0
-    );
+    for grant in ["client_credentials", "refresh_token"] {
+        let issued = count(&text, "portcullis_tokens_issued_total", &[("grant", grant)]);
+        assert_eq!(issued, 1.0, "{grant}");
+    }
     let jwks = "portcullis_jwks_refresh_total";
     let good = format!("http://{}/.well-known/jwks.json", scene.issuer.addr);
     assert!(count(&text, jwks, &[("url", &good), ("result", "ok")]) >= 1.0);

@@ -45,7 +45,7 @@ active = true
 [[oauth.clients]]
 client_id = "{CLIENT}"
 secret_hash = "sha256:{hash}"
-grant_types = ["client_credentials"]
+grant_types = ["client_credentials", "refresh_token"]
 scopes = ["obs:read"]
 "#,
         dir = dir.display(),
@@ -220,18 +220,30 @@ pub async fn start() -> Scene {
 }
 
 impl Scene {
-    /// An access token from the main gateway's token service.
+    /// An access token from the main gateway's token service, then one more by refreshing
+    /// (one token issued per grant).
     pub async fn token(&self) -> String {
+        let issued = self
+            .grant("grant_type=client_credentials&scope=obs%3Aread")
+            .await;
+        let refresh = issued["refresh_token"].as_str().unwrap().to_string();
+        let refreshed = self
+            .grant(&format!("grant_type=refresh_token&refresh_token={refresh}"))
+            .await;
+        refreshed["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn grant(&self, form: &str) -> serde_json::Value {
         let r = client()
             .post(self.gw.url("/oauth2/token"))
             .basic_auth(CLIENT, Some(SECRET))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials&scope=obs%3Aread")
+            .body(form.to_string())
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        json(r).await["access_token"].as_str().unwrap().to_string()
+        json(r).await
     }
 
     /// A token request with the wrong secret (`401 invalid_client`), as request `id`.
