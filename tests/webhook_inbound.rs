@@ -550,3 +550,42 @@ async fn a_valid_webhook_over_http2_is_forwarded_exactly() {
     assert_eq!(resp.status(), 200);
     assert_eq!(s.up.last().body, body);
 }
+
+/// The access event of a verified webhook says `auth = "webhook"`; a refused one says `none`
+/// with its code.
+#[tokio::test]
+async fn the_access_log_names_a_verified_webhook() {
+    let logs = global_json_logs();
+    let s = setup().await;
+    let ts = T0.to_string();
+    let signed = [
+        ("x-contio-timestamp", ts.clone()),
+        ("x-contio-signature", contio_signature(NEW, &ts, BODY)),
+        ("x-request-id", "hook-ok".to_string()),
+    ];
+    let resp = post(&s, "/hooks/contio/events", &signed, BODY).await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.unwrap();
+    let unsigned = [("x-request-id", "hook-unsigned".to_string())];
+    let resp = post(&s, "/hooks/contio/events", &unsigned, BODY).await;
+    let _ = resp.bytes().await.unwrap();
+    let event = |id: &str| {
+        logs.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["target"] == "access" && v["request_id"] == id)
+    };
+    let started = std::time::Instant::now();
+    while (event("hook-ok").is_none() || event("hook-unsigned").is_none())
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ok = event("hook-ok").expect("the verified webhook's event");
+    assert_eq!(ok["auth"], "webhook");
+    assert_eq!(ok["code"], "");
+    assert_eq!(ok["bytes_in"], BODY.len() as u64);
+    let refused = event("hook-unsigned").expect("the refused webhook's event");
+    assert_eq!(refused["auth"], "none");
+    assert_ne!(refused["code"], "", "{refused}");
+}
