@@ -8,6 +8,7 @@
 pub mod body;
 pub mod echo;
 pub mod forwarding;
+pub mod h1;
 pub mod headers;
 pub mod pool;
 pub mod response;
@@ -23,7 +24,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::error::Reject;
 use body::Body;
-use pool::{ConnPool, PooledBody};
+use pool::{ConnPool, UpstreamBody};
 
 /// A pooled client bound to one upstream base URL.
 #[derive(Clone)]
@@ -156,7 +157,7 @@ impl Upstream {
         mut req: Request<Body>,
         head_timeout: Duration,
         body_idle: Duration,
-    ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + '_ {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + '_ {
         *req.version_mut() = Version::HTTP_11;
         self.pool.send(req, head_timeout, body_idle)
     }

@@ -1,28 +1,29 @@
 //! Connection pool: idle HTTP/1.1 connections to one upstream, reused most-recent first.
 //!
-//! A connection is checked out for one exchange and comes back when the response body has been
-//! read to its end (`PooledBody`). A body dropped before its end takes its connection down with
-//! it: HTTP/1.1 cannot abandon a response midway. Idle connections that outlived the idle timeout
-//! or were closed by the upstream are discarded at checkout, and by a sweep every second
-//! (`Pools::evict_idle`, started with the gateway). A connection goes back to the pool only once
-//! both bodies are done: one whose request body is still uploading (or broke) is never reused.
+//! A connection is checked out for one exchange (`h1::exchange`, run by the request's own task)
+//! and comes back when the response body has been read to its end (`UpstreamBody`), the request
+//! was written to its end, and nothing unread is left on it. A body dropped before its end takes
+//! its connection down with it: HTTP/1.1 cannot abandon a response midway. Idle connections that
+//! outlived the idle timeout, were closed by the upstream or sent bytes nobody asked for are
+//! discarded at checkout, and by a sweep every second (`Pools::evict_idle`, started with the
+//! gateway); the check (`Conn::is_usable`) never waits.
 //!
-//! Retries: a request that could not even be written on a reused connection (closed under us) is
-//! retried once on a new connection. An idempotent request without a body (GET, HEAD, OPTIONS,
-//! PUT, DELETE, TRACE) whose reused connection broke before the response head is replayed once on
-//! a new connection; anything with a body, or a POST or PATCH, is never replayed once sent.
+//! Retries: a request of which no byte could be written on a reused connection is retried once
+//! on a new connection. An idempotent request without a body (GET, HEAD, OPTIONS, PUT, DELETE,
+//! TRACE) whose reused connection broke before the response began is replayed once on a new
+//! connection; anything with a body, or a POST or PATCH, is never replayed once sent.
 //!
 //! Bounds: `upstream_response_timeout` runs from the end of the request body to the response
-//! head (an upload is bounded by `body_idle_timeout` instead), and the response body may not
-//! pause longer than `upstream_body_idle_timeout`: past it the response fails, so the client
-//! sees it end incomplete, and the connection is closed.
+//! head (an upload is bounded by `body_idle_timeout` on the client's side, and a write to the
+//! upstream may not stay blocked longer than `upstream_response_timeout`), and the response
+//! body may not pause longer than `upstream_body_idle_timeout`: past it the response fails, so
+//! the client sees it end incomplete, and the connection is closed.
 //!
 //! Why not hyper-util's pooled client: it manages a generic keyed pool with a task per returned
 //! connection, which cost ~10 % of a forward's instructions (callgrind); one upstream needs a
-//! `Vec` behind a mutex.
+//! `Vec` behind a mutex. Why not hyper's client connection: see `h1`.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -31,12 +32,16 @@ use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
-use tokio::sync::Notify;
+use hyper_util::rt::TokioIo;
 use tower_service::Service;
 
 use super::body::{Body, BoxError, empty};
+use super::h1::decode::{Decoder, Step};
+use super::h1::head::{self, Framing, ResponseHead};
+use super::h1::upload::Upload;
+use super::h1::{self as wire, Conn, Exchanged, Failed, H1Error};
 use super::{UpstreamError, error_chain};
 use crate::idle_timer::IdleTimer;
 use crate::log_limit::LogLimit;
@@ -56,7 +61,7 @@ pub struct ConnPool {
 }
 
 struct IdleConn {
-    tx: SendRequest<SentBody>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -85,71 +90,75 @@ impl ConnPool {
         req: Request<Body>,
         head_timeout: Duration,
         body_idle: Duration,
-    ) -> Result<Response<PooledBody>, UpstreamError> {
-        let (parts, body) = req.into_parts();
-        let sent = Sent::new(body.is_end_stream());
-        let replay =
-            (idempotent(&parts.method) && body.is_end_stream()).then(|| Replay::of(&parts));
-        let req = Request::from_parts(
-            parts,
-            SentBody {
-                inner: body,
-                sent: sent.clone(),
-            },
-        );
-        tokio::select! {
-            exchanged = self.exchange(req, replay) => exchanged.map(|(resp, tx)| {
-                resp.map(|body| PooledBody {
-                    body,
-                    slot: Some((self.clone(), tx)),
-                    sent,
-                    idle: IdleTimer::new(body_idle),
-                })
-            }),
-            () = sent.then_wait(head_timeout) => Err(UpstreamError::Timeout),
-        }
-    }
-
-    async fn exchange(
-        &self,
-        req: Request<SentBody>,
-        replay: Option<Replay>,
-    ) -> Result<(Response<Incoming>, SendRequest<SentBody>), UpstreamError> {
-        let (mut tx, reused) = match self.checkout().await {
-            Some(tx) => (tx, true),
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let (mut parts, body) = req.into_parts();
+        let framing = head::request_framing(&parts.method, &mut parts.headers, &body);
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let bytes = head::encode_request(&parts.method, target, &parts.headers);
+        let replayable = idempotent(&parts.method) && framing == Framing::Empty;
+        let mut upload = Upload::new(bytes.clone(), body, framing, head_timeout);
+        let (mut conn, reused) = match self.checkout() {
+            Some(conn) => (conn, true),
             // Boxed: the connect (and TLS handshake) future is large and rarely run; inline, its
             // size would be moved with every request's future.
             None => (Box::pin(self.connect()).await?, false),
         };
-        match tx.try_send_request(req).await {
-            Ok(resp) => Ok((resp, tx)),
-            Err(e) => Box::pin(self.retry(e, replay, reused)).await,
-        }
+        let exchanged =
+            match wire::exchange(&mut conn, &mut upload, &parts.method, head_timeout).await {
+                Ok(x) => x,
+                Err(failed) if reused => {
+                    let again = Retry {
+                        failed,
+                        replay: replayable.then_some(bytes),
+                        method: &parts.method,
+                        head_timeout,
+                    };
+                    let (fresh, x) = Box::pin(self.retry(again, &mut upload)).await?;
+                    conn = fresh;
+                    x
+                }
+                Err(failed) => return Err(upstream_error(failed.error)),
+            };
+        let upload = (!upload.is_done()).then_some(upload);
+        Ok(UpstreamBody::new(
+            conn,
+            exchanged,
+            upload,
+            self.clone(),
+            body_idle,
+        ))
     }
 
-    /// The request failed on a connection: once more on a new one if it never left, or if it is
-    /// a bodyless idempotent request whose reused connection broke (boxed by the caller: cold).
+    /// A reused connection failed: once more on a new one if nothing of the request left, or
+    /// if it is a bodyless idempotent request and the response had not begun (boxed by the
+    /// caller: cold).
     async fn retry(
         &self,
-        mut e: hyper::client::conn::TrySendError<Request<SentBody>>,
-        replay: Option<Replay>,
-        reused: bool,
-    ) -> Result<(Response<Incoming>, SendRequest<SentBody>), UpstreamError> {
-        let retry = match (e.take_message(), replay) {
-            (Some(unsent), _) if reused => unsent,
-            (None, Some(replay)) if reused && replayable(e.error()) => replay.request(),
-            _ => return Err(failed(e.into_error())),
+        r: Retry<'_>,
+        upload: &mut Upload,
+    ) -> Result<(Conn, Exchanged), UpstreamError> {
+        let broken = matches!(r.failed.error, H1Error::Closed | H1Error::Io(_));
+        let mut replayed;
+        let upload = match r.replay {
+            _ if r.failed.unsent && broken => upload,
+            Some(bytes) if broken && r.failed.before_response => {
+                replayed = Upload::new(bytes, empty(), Framing::Empty, r.head_timeout);
+                &mut replayed
+            }
+            _ => return Err(upstream_error(r.failed.error)),
         };
-        let mut tx = self.connect().await?;
-        let resp = tx.send_request(retry).await.map_err(failed)?;
-        Ok((resp, tx))
+        let mut conn = self.connect().await?;
+        let x = wire::exchange(&mut conn, upload, r.method, r.head_timeout)
+            .await
+            .map_err(|f| upstream_error(f.error))?;
+        Ok((conn, x))
     }
 
-    /// Drops idle connections past the idle timeout or closed by the upstream (the sweeper
-    /// calls this; checkout applies the same rule to the connection it takes).
+    /// Drops idle connections past the idle timeout, closed by the upstream, or with unread
+    /// bytes (the sweeper calls this; checkout applies the same rule to the one it takes).
     pub fn evict_idle(&self) {
         if let Ok(mut idle) = self.idle.lock() {
-            idle.retain(|c| c.since.elapsed() <= self.idle_timeout && !c.tx.is_closed());
+            idle.retain_mut(|c| c.since.elapsed() <= self.idle_timeout && c.conn.is_usable());
         }
     }
 
@@ -158,17 +167,14 @@ impl ConnPool {
         self.idle.lock().map_or(0, |idle| idle.len())
     }
 
-    async fn checkout(&self) -> Option<SendRequest<SentBody>> {
-        loop {
-            let IdleConn { mut tx, since } = self.idle.lock().ok()?.pop()?;
-            if since.elapsed() > self.idle_timeout || tx.is_closed() {
-                continue;
-            }
-            // Usually ready at once; a connection still finishing its last exchange is awaited.
-            if tx.ready().await.is_ok() {
-                return Some(tx);
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(IdleConn { mut conn, since }) = idle.pop() {
+            if since.elapsed() <= self.idle_timeout && conn.is_usable() {
+                return Some(conn);
             }
         }
+        None
     }
 
     /// Sends an upgrade request (a WebSocket handshake) on a new connection of its own, driven
@@ -187,7 +193,9 @@ impl ConnPool {
                 tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
             }
         });
-        tx.send_request(req).await.map_err(failed)
+        tx.send_request(req)
+            .await
+            .map_err(|e| UpstreamError::Failed(error_chain(&e)))
     }
 
     /// A new TCP (and TLS) connection to the upstream.
@@ -205,37 +213,36 @@ impl ConnPool {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<SentBody>, UpstreamError> {
-        let io = self.open().await?;
-        let (tx, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(tx)
+    async fn connect(&self) -> Result<Conn, UpstreamError> {
+        Ok(Conn::new(TokioIo::new(self.open().await?)))
     }
 
-    fn put(&self, tx: SendRequest<SentBody>) {
-        if tx.is_closed() {
-            return;
-        }
+    fn put(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.max_idle
         {
             idle.push(IdleConn {
-                tx,
+                conn,
                 since: Instant::now(),
             });
         }
     }
 }
 
-fn failed(e: hyper::Error) -> UpstreamError {
-    UpstreamError::Failed(error_chain(&e))
+/// What a retry needs to know about the first try.
+struct Retry<'a> {
+    failed: Failed,
+    /// The request's head, when it may be replayed (idempotent, no body).
+    replay: Option<Bytes>,
+    method: &'a Method,
+    head_timeout: Duration,
+}
+
+fn upstream_error(e: H1Error) -> UpstreamError {
+    match e {
+        H1Error::Timeout => UpstreamError::Timeout,
+        e => UpstreamError::Failed(e.to_string()),
+    }
 }
 
 /// Methods a client may expect to be repeated (RFC 9110 section 9.2.2).
@@ -246,134 +253,68 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
-/// A broken connection, not a bad response or our own mistake.
-fn replayable(e: &hyper::Error) -> bool {
-    !(e.is_parse() || e.is_user() || e.is_timeout())
-}
-
-/// The head of a bodyless idempotent request, kept to replay it once on a new connection.
-struct Replay {
-    method: Method,
-    uri: Uri,
-    headers: http::HeaderMap,
-}
-
-impl Replay {
-    fn of(parts: &http::request::Parts) -> Self {
-        Self {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-        }
-    }
-
-    fn request(self) -> Request<SentBody> {
-        let mut req = Request::new(SentBody {
-            inner: empty(),
-            sent: Sent::new(true),
-        });
-        *req.method_mut() = self.method;
-        *req.uri_mut() = self.uri;
-        *req.headers_mut() = self.headers;
-        req
-    }
-}
-
-/// Whether a request body has been sent to its end.
-#[derive(Debug)]
-pub struct Sent {
-    done: AtomicBool,
-    notify: Notify,
-}
-
-impl Sent {
-    fn new(done: bool) -> Arc<Self> {
-        Arc::new(Self {
-            done: AtomicBool::new(done),
-            notify: Notify::new(),
-        })
-    }
-
-    fn finish(&self) {
-        if !self.done.swap(true, Ordering::Relaxed) {
-            self.notify.notify_waiters();
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.done.load(Ordering::Relaxed)
-    }
-
-    /// Waits for the body's end, then `after`.
-    async fn then_wait(&self, after: Duration) {
-        loop {
-            let notified = self.notify.notified();
-            if self.is_done() {
-                break;
-            }
-            notified.await;
-        }
-        tokio::time::sleep(after).await;
-    }
-}
-
-/// A request body that records when it has been sent to its end.
-pub struct SentBody {
-    inner: Body,
-    sent: Arc<Sent>,
-}
-
-impl HttpBody for SentBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.sent.finish(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.sent.finish(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// The upstream stalled inside its response body.
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent nothing of its response body for {0:?} (upstream_body_idle_timeout)")]
 pub struct UpstreamBodyTimeout(pub Duration);
 
-/// An upstream response body that hands its connection back to the pool once read to the end
-/// (and once its request body was sent to the end).
-pub struct PooledBody {
-    body: Incoming,
-    slot: Option<(Arc<ConnPool>, SendRequest<SentBody>)>,
-    sent: Arc<Sent>,
+/// An upstream response body, read from the connection as the server polls it. The connection
+/// goes back to the pool at the body's end when it may carry another exchange; a request body
+/// still uploading (full duplex, or an early answer) is written on as the body is polled.
+pub struct UpstreamBody {
+    conn: Option<Conn>,
+    decoder: Decoder,
+    upload: Option<Upload>,
+    keep_alive: bool,
+    pool: Arc<ConnPool>,
     idle: IdleTimer,
 }
 
-impl PooledBody {
-    fn release(&mut self) {
-        if let Some((pool, tx)) = self.slot.take()
-            && self.sent.is_done()
-        {
-            pool.put(tx);
+impl UpstreamBody {
+    fn new(
+        conn: Conn,
+        x: Exchanged,
+        upload: Option<Upload>,
+        pool: Arc<ConnPool>,
+        body_idle: Duration,
+    ) -> Response<Self> {
+        let ResponseHead {
+            parts,
+            framing,
+            keep_alive,
+        } = x.head;
+        let mut body = Self {
+            conn: Some(conn),
+            decoder: Decoder::new(framing),
+            upload,
+            keep_alive: keep_alive && framing != Framing::Close,
+            pool,
+            idle: IdleTimer::new(body_idle),
+        };
+        if body.decoder.is_done() {
+            body.finish();
         }
+        Response::from_parts(parts, body)
+    }
+
+    /// The body is complete: its connection goes back to the pool if it can be reused.
+    fn finish(&mut self) {
+        if let Some(mut conn) = self.conn.take()
+            && self.keep_alive
+            && self.upload.is_none()
+            && conn.buf().is_empty()
+        {
+            self.pool.put(conn);
+        }
+    }
+
+    fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(e.into())))
     }
 }
 
-impl HttpBody for PooledBody {
+impl HttpBody for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -382,38 +323,74 @@ impl HttpBody for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if this.idle.expired(cx, polled.is_pending()) {
-            this.slot = None;
-            if let Some(suppressed) = UPSTREAM_STALLED.admit() {
-                tracing::warn!(suppressed, "upstream_body_idle_timeout: response cut off");
+        // Bounded: each turn either returns or consumed bytes the socket just delivered.
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                if this.decoder.is_done() {
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Err(Box::new(H1Error::Closed))));
+            };
+            if let Some(upload) = this.upload.as_mut()
+                && let Poll::Ready(done) = upload.poll(cx, conn.io())
+            {
+                // Finished, or failed while the response streams: either way not reusable
+                // unless it finished.
+                this.upload = None;
+                this.keep_alive &= done.is_ok();
             }
-            return Poll::Ready(Some(Err(Box::new(UpstreamBodyTimeout(this.idle.after())))));
+            let step = match this.decoder.step(conn.buf(), false) {
+                Ok(step) => step,
+                Err(e) => return this.fail(e),
+            };
+            match step {
+                Step::Data(data) => {
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Step::Trailers(t) => {
+                    this.finish();
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
+                Step::End => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Step::NeedMore => {}
+            }
+            let polled = conn.poll_fill(cx);
+            if this.idle.expired(cx, polled.is_pending()) {
+                if let Some(suppressed) = UPSTREAM_STALLED.admit() {
+                    tracing::warn!(suppressed, "upstream_body_idle_timeout: response cut off");
+                }
+                return this.fail(UpstreamBodyTimeout(this.idle.after()));
+            }
+            match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => match this.decoder.step(conn.buf(), true) {
+                    Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(_) => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Err(e) => return this.fail(e),
+                },
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return this.fail(e),
+            }
         }
-        match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
-            // A broken exchange: the connection goes with it.
-            Poll::Ready(Some(Err(_))) => this.slot = None,
-            _ => {}
-        }
-        polled.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        // The server may stop polling once `is_end_stream` says so, without reading `None`.
-        if self.body.is_end_stream() {
-            self.release();
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
         }
     }
 }
