@@ -15,6 +15,9 @@
 //! the request line and header values arrive byte-exact, an upstream that answers before reading
 //! a large upload, `Expect: 100-continue`, and an upstream that never answers.
 //!
+//! "Current behaviour" in a test's comment marks what hyper does today where the RFC leaves a
+//! choice or where hyper is lenient: pinned so that a change is a decision, not an accident.
+//!
 //! Not repeated here: invalid or conflicting Content-Length, transfer codings other than chunked,
 //! TE + CL and a truncated body (`upstream_response.rs`); pooling, stale connections and the idle
 //! limit (`upstream_pool.rs`); replaying on a closed pooled connection (`upstream_retry.rs`); the
@@ -979,8 +982,10 @@ async fn lenient_heads_are_relayed_as_today() {
 }
 
 /// Bytes after the end of a Content-Length body: the client gets exactly the body, and the
-/// stray bytes never become the next request's response. Current behaviour: hyper sees bytes
-/// on an idle connection and closes it; the next request goes out on a new connection.
+/// stray bytes never become the next request's response, sent at once: that request gets its
+/// own answer on a new connection, or a clean `502` if it went out on the poisoned one. The
+/// gateway closes the poisoned connection. Current behaviour: hyper finds the bytes on the idle
+/// connection and closes it at once, so the next request always goes out on a new connection.
 #[tokio::test]
 async fn bytes_after_a_content_length_body_never_reach_the_next_request() {
     let up = Up::start(|g, i| match (g.conn, i) {
@@ -996,9 +1001,18 @@ async fn bytes_after_a_content_length_body_never_reach_the_next_request() {
     let got = get(&c, gw.url("/b")).await;
     let body = text(got.body.as_deref().unwrap_or_default());
     assert!(!body.contains("EXTRA"), "{got:?}");
-    assert_eq!((got.status, body.as_str()), (Some(200), "c1r0"), "{got:?}");
-    assert!(up.is_closed(0));
-    assert_eq!(up.conn_of_each(), [0, 1]);
+    match got.status {
+        Some(200) => {
+            assert_eq!(body, "c1r0", "its own answer, on a new connection");
+            assert_eq!(up.conn_of_each(), [0, 1]);
+        }
+        Some(502) => assert!(body.contains("\"code\":\"bad_gateway\""), "{body}"),
+        _ => panic!("neither the right answer nor a clean 502: {got:?}"),
+    }
+    assert!(
+        up.closed_by_gateway(0).await,
+        "the poisoned connection is closed"
+    );
     gw.stop().await;
 }
 
