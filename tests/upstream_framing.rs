@@ -133,6 +133,13 @@ enum Reply {
     Early { bytes: Vec<u8>, linger: bool },
     /// Answers nothing and holds the connection until the gateway closes it.
     Silent,
+    /// Writes `before`, waits (bounded) until `gate` is notified, writes `after`, then reads the
+    /// next request.
+    Gated {
+        before: Vec<u8>,
+        gate: Arc<Notify>,
+        after: Vec<u8>,
+    },
 }
 
 fn keep(bytes: &[u8]) -> Reply {
@@ -213,6 +220,23 @@ impl Up {
         loop {
             let changed = self.log.changed.notified();
             if self.log.closed.lock().unwrap().contains(&conn) {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            if tokio::time::timeout(left, changed).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Waits (bounded) until the upstream has read `n` requests.
+    async fn read_requests(&self, n: usize) -> bool {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let changed = self.log.changed.notified();
+            if self.log.got.lock().unwrap().len() >= n {
                 return true;
             }
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
@@ -406,6 +430,17 @@ async fn serve(mut s: TcpStream, conn: usize, log: Arc<Log>, respond: Arc<Respon
                     }
                 }
             }
+            Reply::Gated {
+                before,
+                gate,
+                after,
+            } => {
+                let _ = s.write_all(&before).await;
+                let _ = tokio::time::timeout(WAIT, gate.notified()).await;
+                if s.write_all(&after).await.is_err() {
+                    return;
+                }
+            }
             Reply::Early { .. } => unreachable!(),
         }
     }
@@ -527,17 +562,18 @@ async fn refused_and_closed(bytes: &'static [u8]) {
 // Response framing
 // ---------------------------------------------------------------------------------------------
 
-/// Chunk extensions are ignored and chunks joined; the connection then carries the next request.
+/// Chunk extensions (with whitespace and quoted values) are ignored, hex sizes may be uppercase
+/// or zero-padded, chunks are joined; the connection then carries the next request.
 #[tokio::test]
 async fn chunked_with_extensions_and_several_chunks_is_relayed_exactly_and_reused() {
     let up = Up::always(
-        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1;a=b;c=\"d e\"\r\n \r\n5 ; x\r\nworld\r\n000\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1;a=b;c=\"d e\"\r\n \r\n5 ; x\r\nworld\r\nA\r\n0123456789\r\n000\r\n\r\n",
     )
     .await;
     let gw = gateway(CONFIG, Some(up.addr)).await;
     let c = client();
-    get_ok(&c, gw.url("/a"), "hello world").await;
-    get_ok(&c, gw.url("/b"), "hello world").await;
+    get_ok(&c, gw.url("/a"), "hello world0123456789").await;
+    get_ok(&c, gw.url("/b"), "hello world0123456789").await;
     assert_eq!(up.conn_of_each(), [0, 0], "one connection for both");
     assert!(!up.is_closed(0));
     gw.stop().await;
@@ -1099,29 +1135,38 @@ async fn one_mebibyte_bodies_are_relayed_byte_exact() {
 // Request framing (what the upstream receives)
 // ---------------------------------------------------------------------------------------------
 
-/// A request body with Content-Length arrives with exactly one `content-length` and no
-/// `transfer-encoding`, byte for byte.
+/// A 1 MiB request body with Content-Length arrives with exactly one `content-length` and no
+/// `transfer-encoding`, byte for byte; the connection then carries the next request (so nothing
+/// was sent past the body).
 #[tokio::test]
 async fn a_content_length_request_body_arrives_with_one_content_length() {
     let up = Up::start(|g, i| tagged(g.conn, i)).await;
     let gw = gateway(CONFIG, Some(up.addr)).await;
-    let body = noise(10_000, 3);
-    let got = fetch(client().post(gw.url("/p")).body(body.clone())).await;
+    let c = client();
+    let body = noise(1 << 20, 3);
+    let got = fetch(c.post(gw.url("/p")).body(body.clone())).await;
     assert_eq!(text(&got.body.unwrap()), "c0r0");
     let seen = up.last();
     assert!(seen.request_line().starts_with("POST /p HTTP/1.1"));
-    assert_eq!(seen.values("content-length"), ["10000"]);
+    assert_eq!(seen.values("content-length"), ["1048576"]);
     assert!(
         seen.values("transfer-encoding").is_empty(),
         "{}",
         seen.head_text()
     );
-    assert!(seen.raw_body == body, "the body arrives as sent");
+    assert!(
+        sha256(&seen.raw_body) == sha256(&body),
+        "the body arrives as sent"
+    );
+    get_ok(&c, gw.url("/next"), "c0r1").await;
+    assert_eq!(up.last().request_line(), "GET /next HTTP/1.1");
+    assert_eq!(up.conn_of_each(), [0, 0]);
 }
 
 /// A body of unknown length (streamed by the client, chunked to the gateway) arrives chunked:
 /// `transfer-encoding: chunked`, no `content-length`, chunks that decode to the sent bytes, and
-/// an empty piece of the stream does not end the body early.
+/// an empty piece of the stream does not end the body early; the connection then carries the
+/// next request.
 #[tokio::test]
 async fn a_streamed_request_body_arrives_chunked() {
     let up = Up::start(|g, i| tagged(g.conn, i)).await;
@@ -1135,9 +1180,9 @@ async fn a_streamed_request_body_arrives_chunked() {
     ];
     let sent: Vec<u8> = pieces.concat();
     let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+    let c = client();
     let got = fetch(
-        client()
-            .post(gw.url("/p"))
+        c.post(gw.url("/p"))
             .body(reqwest::Body::wrap_stream(stream)),
     )
     .await;
@@ -1154,6 +1199,9 @@ async fn a_streamed_request_body_arrives_chunked() {
         seen.raw_body.ends_with(b"\r\n0\r\n\r\n"),
         "one last chunk, no trailers"
     );
+    get_ok(&c, gw.url("/next"), "c0r1").await;
+    assert_eq!(up.last().request_line(), "GET /next HTTP/1.1");
+    assert_eq!(up.conn_of_each(), [0, 0]);
 }
 
 /// A GET without a body carries neither `content-length` nor `transfer-encoding`; a POST with
@@ -1200,7 +1248,8 @@ async fn bodyless_and_empty_requests_are_framed_as_such() {
 
 /// The request line goes out as `METHOD /path?query HTTP/1.1` with the query byte-exact, and
 /// header values byte-exact (case, inner whitespace, tabs, obs-text, repeated fields in order).
-/// Names arrive lowercased (current behaviour: hyper's `HeaderMap`), `Host` is the upstream's.
+/// Names arrive lowercased (current behaviour: hyper's `HeaderMap`), `Host` is the upstream's,
+/// and the gateway's client adds no `connection`, `keep-alive`, `te` or framing fields of its own.
 #[tokio::test]
 async fn the_request_line_and_field_values_arrive_byte_exact() {
     let up = Up::start(|g, i| tagged(g.conn, i)).await;
@@ -1234,7 +1283,20 @@ async fn the_request_line_and_field_values_arrive_byte_exact() {
     let obs: Vec<_> = fields.iter().filter(|(n, _)| n == b"x-obs").collect();
     assert_eq!(obs.len(), 1);
     assert_eq!(obs[0].1, b"caf\xe9");
-    assert_eq!(seen.values("host"), [up.addr.to_string()]);
+    assert_eq!(
+        seen.values("host"),
+        [up.addr.to_string()],
+        "exactly one host"
+    );
+    for hop in [
+        "connection",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "content-length",
+    ] {
+        assert!(seen.values(hop).is_empty(), "{hop}: {}", seen.head_text());
+    }
     assert_eq!(seen.values("x-forwarded-host"), ["gw.example"]);
 }
 
@@ -1387,6 +1449,46 @@ async fn an_upstream_that_never_answers_is_504_and_its_connection_closed() {
     );
     get_ok(&c, gw.url("/b"), "c1r0").await;
     assert_eq!(up.conn_of_each(), [0, 1]);
+    assert_eq!(up.conns(), 2);
+    gw.stop().await;
+}
+
+/// While a response is still coming (head and part of the body relayed, the rest held back),
+/// its connection carries no second request: one sent meanwhile goes out on a new connection
+/// (no pipelining), and each gets its own answer.
+#[tokio::test]
+async fn a_busy_connection_never_carries_a_second_request() {
+    let gate = Arc::new(Notify::new());
+    let held = gate.clone();
+    let up = Up::start(move |g, i| match (g.conn, i) {
+        (0, 0) => Reply::Gated {
+            before: b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nfirs".to_vec(),
+            gate: held.clone(),
+            after: b"t-c0".to_vec(),
+        },
+        (c, i) => tagged(c, i),
+    })
+    .await;
+    let gw = gateway(CONFIG, Some(up.addr)).await;
+    let c = client();
+    let first = tokio::time::timeout(WAIT, c.get(gw.url("/a")).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(up.read_requests(1).await);
+    get_ok(&c, gw.url("/b"), "c1r0").await;
+    gate.notify_one();
+    let body = tokio::time::timeout(WAIT, first.bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&body[..], b"first-c0");
+    assert_eq!(up.conn_of_each(), [0, 1]);
+    // Both connections are idle now, and either carries the next request.
+    let got = get(&c, gw.url("/c")).await;
+    let body = text(&got.body.unwrap());
+    assert!(body == "c0r1" || body == "c1r1", "{body}");
     assert_eq!(up.conns(), 2);
     gw.stop().await;
 }
