@@ -408,7 +408,7 @@ async fn forward(
                 limits.upstream_response_timeout,
                 limits.upstream_body_idle_timeout,
             );
-            let sent = Instant::now();
+            let (sent, version) = (Instant::now(), parts.version);
             let resp = up.send(Request::from_parts(parts, body), head, idle).await;
             let took = sent.elapsed();
             ctx.upstream_latency = Some(took);
@@ -420,6 +420,8 @@ async fn forward(
             snap.config
                 .forwarding
                 .append_via(&mut parts.headers, parts.version);
+            let unread = incoming.left_request_unread();
+            response::close_if_request_unread(&mut parts.headers, unread, version);
             Ok(Response::from_parts(parts, boxed(incoming)))
         }
     }

@@ -103,8 +103,10 @@ impl ConnPool {
             // size would be moved with every request's future.
             None => (Box::pin(self.connect()).await?, false),
         };
+        let fields = std::mem::take(&mut parts.headers);
         let exchanged =
-            match wire::exchange(&mut conn, &mut upload, &parts.method, head_timeout).await {
+            match wire::exchange(&mut conn, &mut upload, &parts.method, head_timeout, fields).await
+            {
                 Ok(x) => x,
                 Err(failed) if reused => {
                     let again = Retry {
@@ -148,9 +150,15 @@ impl ConnPool {
             _ => return Err(upstream_error(r.failed.error)),
         };
         let mut conn = self.connect().await?;
-        let x = wire::exchange(&mut conn, upload, r.method, r.head_timeout)
-            .await
-            .map_err(|f| upstream_error(f.error))?;
+        let x = wire::exchange(
+            &mut conn,
+            upload,
+            r.method,
+            r.head_timeout,
+            Default::default(),
+        )
+        .await
+        .map_err(|f| upstream_error(f.error))?;
         Ok((conn, x))
     }
 
@@ -268,6 +276,8 @@ pub struct UpstreamBody {
     keep_alive: bool,
     pool: Arc<ConnPool>,
     idle: IdleTimer,
+    /// The upstream answered before the request was all sent, and will not read the rest.
+    abandoned_upload: bool,
 }
 
 impl UpstreamBody {
@@ -283,10 +293,14 @@ impl UpstreamBody {
             framing,
             keep_alive,
         } = x.head;
+        let abandoned_upload = upload.is_some() && !keep_alive;
         let mut body = Self {
+            abandoned_upload,
             conn: Some(conn),
             decoder: Decoder::new(framing),
-            upload,
+            // An upstream that answered early and closes will not read the rest: the upload
+            // ends here, so the server knows the client's body is left unread (and says close).
+            upload: upload.filter(|_| keep_alive),
             keep_alive: keep_alive && framing != Framing::Close,
             pool,
             idle: IdleTimer::new(body_idle),
@@ -295,6 +309,12 @@ impl UpstreamBody {
             body.finish();
         }
         Response::from_parts(parts, body)
+    }
+
+    /// Whether the client's request body was left unread (the upstream answered early and
+    /// closes): the client connection cannot carry another request.
+    pub fn left_request_unread(&self) -> bool {
+        self.abandoned_upload
     }
 
     /// The body is complete: its connection goes back to the pool if it can be reused.
@@ -349,10 +369,6 @@ impl HttpBody for UpstreamBody {
                         this.finish();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Step::Trailers(t) => {
-                    this.finish();
-                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
                 }
                 Step::End => {
                     this.finish();

@@ -9,14 +9,17 @@
 //!   (RFC 9112 section 6.3) and relayed complete, with the `Content-Length` removed;
 //! - `101 Switching Protocols` to a request that asked for no upgrade: `502`.
 //!
+//! An early answer (the upstream responds before the request body is all sent, and closes)
+//! tells an HTTP/1.x client `Connection: close`: the rest of its body is left unread.
+//!
 //! An upstream's own `RateLimit` / `RateLimit-Policy` fields are never replaced by the gateway's
 //! ([`keep_upstream_rate_limit`]): both are listed, so a client heeds the stricter.
 //!
 //! A refused response's body is dropped unread, which closes its upstream connection rather
 //! than returning it to the pool.
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
 
 use crate::error::Reject;
 use crate::log_limit::LogLimit;
@@ -72,6 +75,14 @@ pub fn keep_upstream_rate_limit(h: &mut HeaderMap, write: impl FnOnce(&mut Heade
     }
     for v in policy {
         h.append(RATELIMIT_POLICY, v);
+    }
+}
+
+/// Adds `Connection: close` for an HTTP/1.x client whose request body the upstream left unread
+/// (an early answer): the rest of that body stands between this response and the next request.
+pub fn close_if_request_unread(h: &mut HeaderMap, unread: bool, client: Version) {
+    if unread && client < Version::HTTP_2 {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
     }
 }
 

@@ -3,10 +3,11 @@
 //! A [`Decoder`] takes what it can from the connection's read buffer and says what it needs:
 //! more bytes, or nothing (the body is done). Chunked bodies are read strictly (RFC 9112
 //! section 7.1): a hex size of at most 15 digits, extensions skipped, `CRLF` after each chunk's
-//! data, and trailer fields parsed and handed on. Each size or trailer line is bounded.
+//! data, and a trailer section read to its end and dropped (RFC 9110 section 6.5.1 lets a proxy
+//! discard trailers; a backend's trailer must not pass for a header the gateway vouched for).
+//! Each size line and the trailer section are bounded.
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
 
 use super::H1Error;
 use super::head::Framing;
@@ -21,8 +22,6 @@ const MAX_TRAILERS: usize = 16 * 1024;
 pub enum Step {
     /// Body bytes.
     Data(Bytes),
-    /// The trailer fields of a chunked body (its end).
-    Trailers(HeaderMap),
     /// The buffer holds too little: read more.
     NeedMore,
     /// The body is complete.
@@ -128,34 +127,28 @@ impl Decoder {
 
     fn trailers(&mut self, buf: &mut BytesMut, eof: bool) -> Result<Step, H1Error> {
         // The section ends at the first empty line: right away when there are no trailers.
-        if buf.starts_with(b"\r\n") {
-            let _ = buf.split_to(2);
-            *self = Decoder::Done;
-            return Ok(Step::End);
-        }
-        let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
+        let end = if buf.starts_with(b"\r\n") {
+            Some(2)
+        } else {
+            memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4)
+        };
+        let Some(end) = end else {
             if buf.len() > MAX_TRAILERS {
                 return Err(H1Error::Parse("trailer section too large".into()));
             }
             return more(eof);
         };
-        let section = buf.split_to(end + 4);
-        let mut fields = [httparse::EMPTY_HEADER; 32];
-        let parsed = httparse::parse_headers(&section, &mut fields)
-            .map_err(|e| H1Error::Parse(format!("trailers: {e}")))?;
-        let httparse::Status::Complete((_, fields)) = parsed else {
-            return Err(H1Error::Parse("trailers: incomplete".into()));
-        };
-        let mut map = HeaderMap::with_capacity(fields.len());
-        for f in fields {
-            let name = http::HeaderName::from_bytes(f.name.as_bytes());
-            let value = http::HeaderValue::from_bytes(f.value);
-            if let (Ok(name), Ok(value)) = (name, value) {
-                map.append(name, value);
-            }
+        if end > MAX_TRAILERS {
+            return Err(H1Error::Parse("trailer section too large".into()));
+        }
+        let section = buf.split_to(end);
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        match httparse::parse_headers(&section, &mut fields) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(H1Error::Parse("invalid trailer section".into())),
         }
         *self = Decoder::Done;
-        Ok(Step::Trailers(map))
+        Ok(Step::End)
     }
 }
 
@@ -199,15 +192,14 @@ fn chunk_size(l: &[u8]) -> Result<u64, H1Error> {
 mod tests {
     use super::*;
 
-    fn all(framing: Framing, wire: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), H1Error> {
+    fn all(framing: Framing, wire: &[u8]) -> Result<(Vec<u8>, BytesMut), H1Error> {
         let mut d = Decoder::new(framing);
         let mut buf = BytesMut::from(wire);
-        let (mut body, mut trailers) = (Vec::new(), None);
+        let mut body = Vec::new();
         for _ in 0..1000 {
             match d.step(&mut buf, true)? {
                 Step::Data(b) => body.extend_from_slice(&b),
-                Step::Trailers(t) => trailers = Some(t),
-                Step::End => return Ok((body, trailers)),
+                Step::End => return Ok((body, buf)),
                 Step::NeedMore => return Err(H1Error::Closed),
             }
         }
@@ -217,11 +209,11 @@ mod tests {
     #[test]
     fn chunked_with_extensions_and_trailers() {
         let wire = b"5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nx-sum: 9\r\n\r\nNEXT";
-        let (body, trailers) = all(Framing::Chunked, wire).unwrap();
-        assert_eq!(body, b"hello!");
-        assert_eq!(trailers.unwrap()["x-sum"], "9");
-        let (body, trailers) = all(Framing::Chunked, b"3\r\nabc\r\n0\r\n\r\n").unwrap();
-        assert_eq!((body.as_slice(), trailers.is_none()), (&b"abc"[..], true));
+        let (body, rest) = all(Framing::Chunked, wire).unwrap();
+        assert_eq!((body.as_slice(), &rest[..]), (&b"hello!"[..], &b"NEXT"[..]));
+        let (body, rest) = all(Framing::Chunked, b"3\r\nabc\r\n0\r\n\r\n").unwrap();
+        assert_eq!((body.as_slice(), rest.is_empty()), (&b"abc"[..], true));
+        assert!(all(Framing::Chunked, b"1\r\na\r\n0\r\nbad trailer\r\n\r\n").is_err());
     }
 
     #[test]

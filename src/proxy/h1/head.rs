@@ -92,13 +92,16 @@ pub struct ResponseHead {
 }
 
 /// Parses a response head from the front of `buf`, removing it; `Ok(None)` when `buf` does not
-/// hold a whole head yet. An interim (1xx other than 101) response is consumed and skipped.
+/// hold a whole head yet. An interim (1xx other than 101) response is consumed and skipped. The
+/// fields go into `fields` (its room reused; taken when a head is complete).
 pub fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
+    fields: &mut HeaderMap,
 ) -> Result<Option<ResponseHead>, H1Error> {
     loop {
-        let Some(head) = parse_one(buf, method)? else {
+        fields.clear();
+        let Some(head) = parse_one(buf, method, fields)? else {
             return Ok(None);
         };
         let code = head.parts.status.as_u16();
@@ -109,7 +112,43 @@ pub fn parse_response(
     }
 }
 
-fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, H1Error> {
+/// What the framing and persistence rules need, noted while the fields are copied.
+#[derive(Default)]
+struct Seen {
+    transfer_encoding: bool,
+    content_length: Option<Result<u64, ()>>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
+        if *name == CONTENT_LENGTH {
+            self.content_length = match (self.content_length, content_length_value(value)) {
+                (None, Some(n)) => Some(Ok(n)),
+                (Some(Ok(a)), Some(b)) if a == b => Some(Ok(a)),
+                _ => Some(Err(())),
+            };
+        } else if *name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if *name == CONNECTION {
+            for token in value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+            {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+}
+
+fn parse_one(
+    buf: &mut BytesMut,
+    method: &Method,
+    headers: &mut HeaderMap,
+) -> Result<Option<ResponseHead>, H1Error> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -145,52 +184,42 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
         spans.push((name, start, start + f.value.len()));
     }
     let bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut seen = Seen::default();
     for (name, start, end) in spans {
         let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
             .map_err(|_| H1Error::Parse("invalid header value".into()))?;
+        seen.note(&name, &value);
         headers.append(name, value);
     }
-    let keep_alive = keep_alive(version, &headers);
-    let framing = response_framing(status, version, method, &headers)?;
+    // HTTP/1.1 persists unless a `Connection` field says `close`; HTTP/1.0 only with
+    // `keep-alive`; never after a 101.
+    let keep_alive = !seen.close
+        && (version == Version::HTTP_11 || seen.keep_alive)
+        && status != StatusCode::SWITCHING_PROTOCOLS;
+    let framing = response_framing(status, version, method, &seen, headers)?;
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
     parts.version = version;
-    parts.headers = headers;
+    parts.headers = std::mem::take(headers);
     Ok(Some(ResponseHead {
         parts,
         framing,
-        keep_alive: keep_alive && status != StatusCode::SWITCHING_PROTOCOLS,
+        keep_alive,
     }))
-}
-
-/// HTTP/1.1 persists unless a `Connection` field says `close`; HTTP/1.0 only with `keep-alive`.
-fn keep_alive(version: Version, h: &HeaderMap) -> bool {
-    let mut alive = version == Version::HTTP_11;
-    for v in h.get_all(CONNECTION) {
-        for token in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            if token.eq_ignore_ascii_case(b"close") {
-                return false;
-            }
-            if token.eq_ignore_ascii_case(b"keep-alive") {
-                alive = true;
-            }
-        }
-    }
-    alive
 }
 
 fn response_framing(
     status: StatusCode,
     version: Version,
     method: &Method,
+    seen: &Seen,
     h: &HeaderMap,
 ) -> Result<Framing, H1Error> {
     let code = status.as_u16();
     if code < 200 || code == 204 || code == 304 || *method == Method::HEAD {
         return Ok(Framing::Empty);
     }
-    if h.contains_key(TRANSFER_ENCODING) {
+    if seen.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(H1Error::Parse(
                 "Transfer-Encoding on an HTTP/1.0 response".into(),
@@ -202,13 +231,11 @@ fn response_framing(
             Framing::Close
         });
     }
-    if !h.contains_key(CONTENT_LENGTH) {
-        return Ok(Framing::Close);
-    }
-    match content_length(h) {
-        Some(0) => Ok(Framing::Empty),
-        Some(n) => Ok(Framing::Length(n)),
-        None => Err(H1Error::Parse(
+    match seen.content_length {
+        None => Ok(Framing::Close),
+        Some(Ok(0)) => Ok(Framing::Empty),
+        Some(Ok(n)) => Ok(Framing::Length(n)),
+        Some(Err(())) => Err(H1Error::Parse(
             "invalid or conflicting Content-Length".into(),
         )),
     }
@@ -218,13 +245,24 @@ fn response_framing(
 pub fn content_length(h: &HeaderMap) -> Option<u64> {
     let mut found = None;
     for v in h.get_all(CONTENT_LENGTH) {
-        for item in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            let n = digits(item)?;
-            if found.is_some_and(|f| f != n) {
-                return None;
-            }
-            found = Some(n);
+        let n = content_length_value(v)?;
+        if found.is_some_and(|f| f != n) {
+            return None;
         }
+        found = Some(n);
+    }
+    found
+}
+
+/// The one number of a `Content-Length` field (`5` or a list of equal ones, `5, 5`).
+fn content_length_value(v: &HeaderValue) -> Option<u64> {
+    let mut found = None;
+    for item in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        let n = digits(item)?;
+        if found.is_some_and(|f| f != n) {
+            return None;
+        }
+        found = Some(n);
     }
     found
 }
@@ -246,7 +284,7 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str, method: Method) -> Result<Option<ResponseHead>, H1Error> {
-        parse_response(&mut BytesMut::from(raw), &method)
+        parse_response(&mut BytesMut::from(raw), &method, &mut HeaderMap::new())
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub enum H1Error {
 
 /// One connection to an upstream and the bytes read from it but not yet used.
 pub struct Conn {
-    io: Io,
+    /// Boxed: a TLS stream is over a kilobyte, and a connection moves from the pool to the
+    /// exchange, the response body and back on every request.
+    io: Box<Io>,
     buf: BytesMut,
 }
 
@@ -70,7 +72,7 @@ impl Conn {
     /// A fresh connection.
     pub fn new(io: Io) -> Self {
         Self {
-            io,
+            io: Box::new(io),
             buf: BytesMut::new(),
         }
     }
@@ -84,7 +86,7 @@ impl Conn {
         let mut cx = Context::from_waker(Waker::noop());
         let mut probe = [0u8; 1];
         let mut probe = ReadBuf::new(&mut probe);
-        Pin::new(&mut self.io)
+        Pin::new(&mut *self.io)
             .poll_read(&mut cx, &mut probe)
             .is_pending()
     }
@@ -127,12 +129,14 @@ pub struct Failed {
 }
 
 /// Writes `upload` and reads the response head: at most `head_timeout` after the request was
-/// written to its end, which an early response may precede.
+/// written to its end, which an early response may precede. The response's fields are put in
+/// `fields` (cleared first: the request's map, whose room is about what the response needs).
 pub async fn exchange(
     conn: &mut Conn,
     upload: &mut Upload,
     method: &Method,
     head_timeout: Duration,
+    mut fields: http::HeaderMap,
 ) -> Result<Exchanged, Failed> {
     let mut deadline = pin!(tokio::time::sleep(head_timeout));
     let mut upload_failed: Option<H1Error> = None;
@@ -160,7 +164,7 @@ pub async fn exchange(
             }
         }
         loop {
-            if let Some(head) = head::parse_response(conn.buf(), method)? {
+            if let Some(head) = head::parse_response(conn.buf(), method, &mut fields)? {
                 return Poll::Ready(Ok(head));
             }
             match conn.poll_fill(cx) {
