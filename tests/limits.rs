@@ -116,3 +116,46 @@ async fn slow_client_is_cut_off_by_the_header_read_timeout() {
     );
     assert_eq!(up.count(), 0);
 }
+
+/// The bound holds for every head on a kept-alive connection, not only the first: a second
+/// request whose head stalls is cut off after `header_read_timeout` (not `client_idle_timeout`),
+/// and only the first request reached the upstream.
+#[tokio::test]
+async fn a_stalled_second_head_on_a_kept_connection_is_cut_off() {
+    let up = Upstream::start().await;
+    let cfg = BASIC.replace(
+        "[limits]",
+        "[limits]\nheader_read_timeout = \"300ms\"\nclient_idle_timeout = \"30s\"",
+    );
+    let gw = gateway(&cfg, Some(up.addr)).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /v1/partner/user/one HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut first))
+        .await
+        .expect("the first answer")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // Kept idle well inside client_idle_timeout, then half a head.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.write_all(b"GET /v1/partner/user/two HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the stalled head must close the connection");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "not before the bound: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "at most a quarter late: {took:?}"
+    );
+    assert_eq!(up.count(), 1, "only the complete request was forwarded");
+}

@@ -5,7 +5,10 @@
 //! hyper-util's auto builder while one task watches it: the server's shutdown signal, an h2
 //! control-frame flood, and `client_idle_timeout` with no request in flight each start a graceful
 //! close (HTTP/1.1: close when idle; h2: GOAWAY), and a closing connection that is still open
-//! with nothing in flight after `CLOSE_GRACE` is dropped. Each request's handler runs inside
+//! with nothing in flight after `CLOSE_GRACE` is dropped. On HTTP/1.1 the same task bounds each
+//! request head: its clock starts when the head's first bytes arrive with nothing in flight (the
+//! first head's with the connection), and a head still incomplete after `header_read_timeout`
+//! (checked at least every quarter of it) closes the connection. Each request's handler runs inside
 //! [`catch_panic`](super::catch::catch_panic).
 
 use std::convert::Infallible;
@@ -62,6 +65,10 @@ pub struct ConnState {
     /// 1 + milliseconds after `started` since which a response body waits to be polled again
     /// (0: none waits). On h2 a client that grants no window leaves it waiting.
     owed_since_ms: AtomicU64,
+    /// 1 + milliseconds after `started` at which the bytes of an HTTP/1.1 request head began
+    /// to arrive with nothing in flight (0: no head under way). The first head's clock starts
+    /// with the connection.
+    head_since_ms: AtomicU64,
     /// 0: no flood, 1: detected, 2: GOAWAY queued (`FloodStage`).
     flood: AtomicU8,
     wake: Notify,
@@ -87,6 +94,7 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             owed_since_ms: AtomicU64::new(0),
+            head_since_ms: AtomicU64::new(1),
             flood: AtomicU8::new(0),
             wake: Notify::new(),
             fragments: Fragments::default(),
@@ -125,6 +133,25 @@ impl ConnState {
         }
     }
 
+    /// Bytes of a request head arrived (HTTP/1.1, fed by `ConnIo`): starts the head's clock
+    /// unless a request is in flight or the clock already runs.
+    pub fn head_bytes(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since_ms.load(Ordering::Relaxed) == 0
+        {
+            self.head_since_ms
+                .store(self.now_ms() + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the request head under way has been arriving (zero when none is).
+    fn head_for(&self) -> Duration {
+        match self.head_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.now_ms().saturating_sub(since - 1)),
+        }
+    }
+
     /// How long nothing has been in flight (zero while something is).
     fn idle_for(&self) -> Duration {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -141,6 +168,8 @@ struct InFlight(Arc<ConnState>);
 impl InFlight {
     fn begin(state: &Arc<ConnState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::Relaxed);
+        // A request began: its head is complete.
+        state.head_since_ms.store(0, Ordering::Relaxed);
         Self(state.clone())
     }
 }
@@ -209,6 +238,9 @@ pub async fn serve<S>(
     let state = Arc::new(ConnState::new());
     let scanner =
         (prefix[..] == H2_PREFACE[..]).then(|| FrameScanner::new(s.h2_control_frames_per_sec));
+    // hyper's own header timer costs a boxed sleep armed and dropped per request; on HTTP/1.1
+    // the connection's head clock bounds each head instead (h2 has no per-request head wait).
+    let head_timeout = scanner.is_none().then_some(s.header_read_timeout);
     let io = ConnIo::new(io, prefix, s.write_timeout, scanner, state.clone());
     let svc = {
         let (info, state) = (Arc::new(info), state.clone());
@@ -238,7 +270,7 @@ pub async fn serve<S>(
     // Inline: the connection's type names a closure, so no helper can take it by name.
     let mut conn = std::pin::pin!(conn);
     let (mut shutdown, mut shutting_down) = (shutdown, false);
-    let mut watch = Watch::new(s.idle_timeout, s.write_timeout);
+    let mut watch = Watch::new(s.idle_timeout, s.write_timeout, head_timeout);
     loop {
         let wait = watch.wait(&state);
         tokio::select! {
@@ -268,6 +300,9 @@ pub async fn serve<S>(
                     conn.as_mut().graceful_shutdown();
                 }
                 Tick::Drop => return,
+                Tick::HeadTimeout => {
+                    return tracing::debug!(%peer, "header_read_timeout inside a request head; closed");
+                }
                 Tick::StoppedReading => {
                     if let Some(suppressed) = STOPPED_READING.admit() {
                         tracing::warn!(%peer, suppressed, "client_write_timeout: the client stopped reading; closed");
@@ -279,10 +314,12 @@ pub async fn serve<S>(
     }
 }
 
-/// The connection task's timers: idle close, then the grace before a closing connection drops.
+/// The connection task's timers: idle close, then the grace before a closing connection drops;
+/// on HTTP/1.1 the bound on each request head.
 struct Watch {
     idle_timeout: Duration,
     write_timeout: Duration,
+    head_timeout: Option<Duration>,
     closing: Option<Instant>,
 }
 
@@ -292,13 +329,16 @@ enum Tick {
     Drop,
     /// A response body waited for a poll longer than the write timeout (h2 flow control).
     StoppedReading,
+    /// A request head took longer than `header_read_timeout` to arrive.
+    HeadTimeout,
 }
 
 impl Watch {
-    fn new(idle_timeout: Duration, write_timeout: Duration) -> Self {
+    fn new(idle_timeout: Duration, write_timeout: Duration, head: Option<Duration>) -> Self {
         Self {
             idle_timeout,
             write_timeout,
+            head_timeout: head,
             closing: None,
         }
     }
@@ -309,14 +349,29 @@ impl Watch {
             Some(at) => CLOSE_GRACE.saturating_sub(at.elapsed()),
             None => self.idle_timeout.saturating_sub(state.idle_for()),
         };
-        // A request may start while this sleeps: look again within a quarter of the write timeout.
+        // A request (or a head) may start while this sleeps: look again within a quarter of the
+        // write timeout, and of the head timeout (so a head is cut off at most 25 % late).
+        let head = match self.head_timeout {
+            Some(limit) if state.head_for() > Duration::ZERO => {
+                limit.saturating_sub(state.head_for())
+            }
+            Some(limit) => limit / 4,
+            None => Duration::MAX,
+        };
         left.min(self.write_timeout / 4)
+            .min(head)
             .max(Duration::from_millis(10))
     }
 
     fn tick(&mut self, state: &ConnState) -> Tick {
         if state.owed_for() > self.write_timeout {
             return Tick::StoppedReading;
+        }
+        if self
+            .head_timeout
+            .is_some_and(|limit| state.head_for() >= limit)
+        {
+            return Tick::HeadTimeout;
         }
         let idle = state.idle_for();
         match self.closing {

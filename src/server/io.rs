@@ -4,7 +4,8 @@
 //! blocked longer than `client_write_timeout` (a client that stopped reading cannot pin a response
 //! and its upstream connection), and on HTTP/2 feeds inbound bytes to the flood scanner: over its
 //! budget it stops reading and wakes the connection task, which queues GOAWAY; then reads end.
-//! On HTTP/1.1 it feeds them to the fragment scan instead (`super::fragment`).
+//! On HTTP/1.1 it feeds them to the fragment scan instead (`super::fragment`), and starts the
+//! connection's head clock when bytes arrive with no request in flight (`header_read_timeout`).
 
 use std::io;
 use std::pin::Pin;
@@ -86,6 +87,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
         }
         if let Some(scan) = &mut this.fragments {
             scan.feed(&buf.filled()[before..], &this.state.fragments);
+            if buf.filled().len() > before {
+                this.state.head_bytes();
+            }
         }
         if let Some(scanner) = &mut this.scanner
             && let Some(at) = scanner.feed(&buf.filled()[before..])

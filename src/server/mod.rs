@@ -178,9 +178,11 @@ fn http_builder(limits: &Limits, websocket: bool) -> Builder<TokioExecutor> {
     // hyper's own cap is the hard stop; heads between the configured limit and it get our 431.
     let hard_cap = (limits.max_header_bytes * 2).max(16 * 1024);
     let mut b = Builder::new(TokioExecutor::new());
+    // No header timer in hyper: it boxes and arms a sleep for every request. The connection's
+    // head clock (`conn::ConnState::head_bytes`) bounds each HTTP/1.1 head instead.
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(hard_cap);
     b.http2()
         .timer(TokioTimer::new())
