@@ -126,6 +126,61 @@ upstream = "internal"
     gw.stop().await;
 }
 
+/// An `https` upstream that accepts the TCP connection and never answers the ClientHello: the
+/// whole connect (TCP and TLS) is bounded by `upstream_connect_timeout`, so the client gets
+/// `502 bad_gateway` in about that time, not after `upstream_response_timeout`.
+#[tokio::test]
+async fn an_upstream_tls_handshake_that_never_ends_is_bounded_by_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            let _ = seen_tx.send(());
+            held.push(s); // accepted, read nothing, never answer
+        }
+    });
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+default_class = "user"
+
+[limits]
+upstream_response_timeout = "20s"
+upstream_connect_timeout = "400ms"
+
+[classes.user]
+errors = "partner"
+
+[upstreams.silent]
+url = "https://{up}"
+
+[[routes]]
+path = "/"
+class = "user"
+upstream = "silent"
+"#
+    );
+    let gw = gateway(&config, None).await;
+    let started = std::time::Instant::now();
+    let resp = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client().get(gw.url("/x")).send(),
+    )
+    .await
+    .expect("answered within the bound")
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(json(resp).await["code"], "bad_gateway");
+    assert!(seen_rx.try_recv().is_ok(), "the TCP connection was made");
+    assert!(took >= std::time::Duration::from_millis(350), "{took:?}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    gw.stop().await;
+}
+
 #[test]
 fn ca_file_on_a_plain_http_upstream_is_a_config_error() {
     let dir = temp_dir("ca-on-http");

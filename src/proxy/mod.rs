@@ -117,7 +117,7 @@ impl Upstream {
             .path_and_query("/")
             .build()
             .map_err(|e| format!("upstream URL: {e}"))?;
-        let pool = ConnPool::new(https, dst, s.idle_per_host, s.idle_timeout);
+        let pool = ConnPool::new(https, dst, s);
         let base_path = base.path().trim_end_matches('/').to_string();
         Ok(Self {
             pool: Arc::new(pool),

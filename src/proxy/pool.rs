@@ -58,6 +58,7 @@ pub struct ConnPool {
     idle: Mutex<Vec<IdleConn>>,
     max_idle: usize,
     idle_timeout: Duration,
+    connect_timeout: Duration,
 }
 
 struct IdleConn {
@@ -72,14 +73,16 @@ impl std::fmt::Debug for ConnPool {
 }
 
 impl ConnPool {
-    /// A pool for `dst` (`scheme://authority`), keeping at most `max_idle` idle connections.
-    pub fn new(connector: Connector, dst: Uri, max_idle: usize, idle_timeout: Duration) -> Self {
+    /// A pool for `dst` (`scheme://authority`), keeping at most `max_idle` idle connections
+    /// for `idle_timeout`; a connection (TCP and TLS) must be open within `connect_timeout`.
+    pub fn new(connector: Connector, dst: Uri, s: super::PoolSettings) -> Self {
         Self {
             connector,
             dst,
             idle: Mutex::new(Vec::new()),
-            max_idle,
-            idle_timeout,
+            max_idle: s.idle_per_host,
+            idle_timeout: s.idle_timeout,
+            connect_timeout: s.connect_timeout,
         }
     }
 
@@ -206,19 +209,23 @@ impl ConnPool {
             .map_err(|e| UpstreamError::Failed(error_chain(&e)))
     }
 
-    /// A new TCP (and TLS) connection to the upstream.
+    /// A new TCP (and TLS) connection to the upstream, within `connect_timeout` (the
+    /// connector bounds only the TCP connect; a TLS handshake that never ends is bounded here).
     async fn open(&self) -> Result<<Connector as Service<Uri>>::Response, UpstreamError> {
         let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| UpstreamError::Connect(error_chain(&*e)))?;
-        connector.call(self.dst.clone()).await.map_err(|e| {
-            if super::is_tls_error(&*e) {
-                UpstreamError::Tls(error_chain(&*e))
-            } else {
-                UpstreamError::Connect(error_chain(&*e))
-            }
-        })
+        let opened = tokio::time::timeout(self.connect_timeout, async {
+            std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
+            connector.call(self.dst.clone()).await
+        });
+        match opened.await {
+            Ok(Ok(io)) => Ok(io),
+            Ok(Err(e)) if super::is_tls_error(&*e) => Err(UpstreamError::Tls(error_chain(&*e))),
+            Ok(Err(e)) => Err(UpstreamError::Connect(error_chain(&*e))),
+            Err(_) => Err(UpstreamError::Connect(format!(
+                "no connection within {:?} (upstream_connect_timeout)",
+                self.connect_timeout
+            ))),
+        }
     }
 
     async fn connect(&self) -> Result<Conn, UpstreamError> {
