@@ -355,7 +355,7 @@ async fn forward(
     };
     rewrite_headers(&mut parts, snap, route, conn, ctx);
     ctx.body = Some(state.clone());
-    let query = parts.uri.query().map(str::to_string);
+    let query = || parts.uri.query().map(str::to_string);
     let too_large = |e: String| {
         if state.timed_out() {
             Reject::RequestTimeout
@@ -367,7 +367,7 @@ async fn forward(
     };
     match &route.target {
         Target::Echo => {
-            parts.uri = crate::proxy::local_uri(path, query.as_deref())?;
+            parts.uri = crate::proxy::local_uri(path, query().as_deref())?;
             // Boxed, like the token service below: local answers stay out of the size of the
             // future every forwarded request moves.
             Box::pin(echo::respond(Request::from_parts(parts, body)))
@@ -380,7 +380,7 @@ async fn forward(
                     "oauth route without a token service".into(),
                 ));
             };
-            parts.uri = crate::proxy::local_uri(path, query.as_deref())?;
+            parts.uri = crate::proxy::local_uri(path, query().as_deref())?;
             let bytes = Box::pin(body.collect())
                 .await
                 .map_err(|e| too_large(e.to_string()))?
@@ -401,7 +401,7 @@ async fn forward(
             sender.deliver(&parts.headers, bytes).await
         }
         Target::Http(up) => {
-            parts.uri = up.uri_for(path, query.as_deref())?;
+            up.set_target(&mut parts.uri, path)?;
             headers::set_host(&mut parts.headers, up.host());
             let asked_upgrade = parts.headers.contains_key(UPGRADE);
             let (head, idle) = (
@@ -422,7 +422,8 @@ async fn forward(
                 .append_via(&mut parts.headers, parts.version);
             let unread = incoming.left_request_unread();
             response::close_if_request_unread(&mut parts.headers, unread, version);
-            Ok(Response::from_parts(parts, boxed(incoming)))
+            // Its error is already a `BoxError`: boxed as it is, without a `map_err` layer.
+            Ok(Response::from_parts(parts, incoming.boxed_unsync()))
         }
     }
 }

@@ -148,6 +148,17 @@ impl Upstream {
         Ok(Uri::from(pq))
     }
 
+    /// Points `uri` at this upstream for the normalized `path`, keeping the query. The client's
+    /// origin-form target is kept as it is when it is already that (no base path, path already
+    /// normal): the usual case costs no allocation and no second parse.
+    pub fn set_target(&self, uri: &mut Uri, path: &str) -> Result<(), Reject> {
+        if self.base_path.is_empty() && uri.scheme().is_none() && uri.path() == path {
+            return Ok(());
+        }
+        *uri = self.uri_for(path, uri.query())?;
+        Ok(())
+    }
+
     /// Sends `req` (URI and headers already rewritten); waits at most `head_timeout` for the
     /// response head once the request body is sent, and at most `body_idle` for each piece of
     /// the response body.
