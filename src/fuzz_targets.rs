@@ -21,7 +21,7 @@ use crate::route::{check_encoded_slashes, normalize_path};
 pub type Target = fn(&[u8]);
 
 /// Every target by name.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("path_normalization", path_normalization),
     ("forwarded_for", forwarded_for),
     ("request_head", request_head),
@@ -29,6 +29,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("token_request", token_request),
     ("credential_headers", credential_headers),
     ("jwt_token", jwt_token),
+    ("upstream_response", upstream_response),
 ];
 
 /// Path normalization: a normalized path is absolute, normalizes to itself, survives the URI
@@ -269,4 +270,69 @@ pub fn jwt_token(data: &[u8]) {
         let exp = v.exp.expect("exp is required by default");
         assert!(exp + rules.leeway_secs >= now, "expired token accepted");
     }
+}
+
+/// An upstream's response bytes through the gateway's HTTP/1.1 client (`proxy::h1`): the first
+/// byte picks the request method (odd: HEAD) and how the rest arrives (read sizes). The head
+/// parser never consumes more than it was given, frames the body as RFC 9112 section 6.3 says,
+/// and the body decoder hands on at most the bytes that arrived: exactly `Content-Length` when
+/// it ends, and it ends or fails within a bounded number of steps.
+pub fn upstream_response(data: &[u8]) {
+    use crate::proxy::h1::decode::{Decoder, Step};
+    use crate::proxy::h1::head::{self, Framing};
+    use bytes::BytesMut;
+    let Some((&knob, wire)) = data.split_first() else {
+        return;
+    };
+    let method = if knob & 1 == 1 {
+        Method::HEAD
+    } else {
+        Method::GET
+    };
+    let step = usize::from(knob >> 1).max(1);
+    let mut buf = BytesMut::new();
+    let mut fields = HeaderMap::new();
+    let (mut fed, mut interim) = (0, 0);
+    let parsed = loop {
+        let end = (fed + step).min(wire.len());
+        buf.extend_from_slice(&wire[fed..end]);
+        fed = end;
+        match head::parse_response(&mut buf, &method, &mut fields, &mut interim) {
+            Ok(Some(parsed)) => break parsed,
+            Ok(None) if fed < wire.len() => {}
+            Ok(None) | Err(_) => return,
+        }
+    };
+    assert!(buf.len() <= wire.len());
+    let code = parsed.parts.status.as_u16();
+    if method == Method::HEAD || code < 200 || code == 204 || code == 304 {
+        assert_eq!(parsed.framing, Framing::Empty, "{code} to {method}");
+    }
+    if let Framing::Length(n) = parsed.framing {
+        assert_eq!(head::content_length(&parsed.parts.headers), Some(n));
+    }
+    let mut decoder = Decoder::new(parsed.framing);
+    let (mut body, available) = (0usize, buf.len() + (wire.len() - fed));
+    for _ in 0..=2 * wire.len() + 4 {
+        let eof = fed == wire.len();
+        match decoder.step(&mut buf, eof) {
+            Ok(Step::Data(d)) => body += d.len(),
+            Ok(Step::End) => {
+                if let Framing::Length(n) = parsed.framing {
+                    assert_eq!(body as u64, n, "a length-framed body ends at its length");
+                }
+                assert!(body <= available);
+                return;
+            }
+            Ok(Step::NeedMore) if eof => panic!("asked for more after the end of the stream"),
+            Ok(Step::NeedMore) => {
+                let end = (fed + step).min(wire.len());
+                buf.extend_from_slice(&wire[fed..end]);
+                fed = end;
+            }
+            Err(_) => return,
+        }
+        assert!(body <= available, "more body than bytes");
+    }
+    panic!("the decoder neither ended nor failed");
 }

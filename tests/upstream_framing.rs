@@ -812,6 +812,24 @@ async fn interim_1xx_responses_are_skipped_and_the_connection_reused() {
     }
 }
 
+/// An upstream that sends interim responses without end cannot keep the exchange reading: past
+/// 16 of them (`proxy::h1::head::MAX_INTERIM`) the answer is `502 bad_gateway` and the
+/// connection is closed; 16 are still skipped.
+#[tokio::test]
+async fn endless_interim_responses_are_502_and_close() {
+    let mut endless = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40);
+    endless.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    refused_and_closed(Box::leak(endless.into_boxed_slice())).await;
+    let mut sixteen = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(16);
+    sixteen.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let up = Up::start(move |_, _| Reply::Keep(sixteen.clone())).await;
+    let gw = gateway(CONFIG, Some(up.addr)).await;
+    let got = get(&client(), gw.url("/a")).await;
+    assert_eq!(got.status, Some(200));
+    assert_eq!(got.body.as_deref().unwrap(), b"ok");
+    gw.stop().await;
+}
+
 /// `204` and `304` (to a conditional GET, with the representation's `Content-Length: 1000`)
 /// carry no body: relayed at once with none, and the connection carries the next request.
 #[tokio::test]

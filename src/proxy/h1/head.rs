@@ -25,6 +25,9 @@ use crate::proxy::response::only_chunked;
 pub const MAX_HEADERS: usize = 100;
 /// Largest upstream response head, in bytes.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// Most interim (1xx) responses before the final one: an upstream streaming `100 Continue`
+/// forever would otherwise keep the exchange reading without end.
+pub const MAX_INTERIM: u32 = 16;
 
 /// How a message's body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +95,14 @@ pub struct ResponseHead {
 }
 
 /// Parses a response head from the front of `buf`, removing it; `Ok(None)` when `buf` does not
-/// hold a whole head yet. An interim (1xx other than 101) response is consumed and skipped. The
-/// fields go into `fields` (its room reused; taken when a head is complete).
+/// hold a whole head yet. An interim (1xx other than 101) response is consumed and skipped,
+/// counted in `interim` (at most [`MAX_INTERIM`]). The fields go into `fields` (its room reused;
+/// taken when a head is complete).
 pub fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
     fields: &mut HeaderMap,
+    interim: &mut u32,
 ) -> Result<Option<ResponseHead>, H1Error> {
     loop {
         fields.clear();
@@ -106,6 +111,10 @@ pub fn parse_response(
         };
         let code = head.parts.status.as_u16();
         if (100..200).contains(&code) && code != 101 {
+            *interim += 1;
+            if *interim > MAX_INTERIM {
+                return Err(H1Error::Parse("too many interim (1xx) responses".into()));
+            }
             continue;
         }
         return Ok(Some(head));
@@ -284,7 +293,12 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str, method: Method) -> Result<Option<ResponseHead>, H1Error> {
-        parse_response(&mut BytesMut::from(raw), &method, &mut HeaderMap::new())
+        parse_response(
+            &mut BytesMut::from(raw),
+            &method,
+            &mut HeaderMap::new(),
+            &mut 0,
+        )
     }
 
     #[test]
@@ -341,6 +355,8 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        let endless = "HTTP/1.1 100 Continue\r\n\r\n".repeat(17);
+        assert!(parse(&endless, Method::GET).is_err());
     }
 
     #[test]

@@ -140,7 +140,8 @@ pub async fn exchange(
 ) -> Result<Exchanged, Failed> {
     let mut deadline = pin!(tokio::time::sleep(head_timeout));
     let mut upload_failed: Option<H1Error> = None;
-    let had_body = !upload.is_done();
+    let had_body = upload.has_body();
+    let mut interim = 0;
     let result = poll_fn(|cx| {
         if upload_failed.is_none() && !upload.is_done() {
             match upload.poll(cx, conn.io()) {
@@ -164,7 +165,8 @@ pub async fn exchange(
             }
         }
         loop {
-            if let Some(head) = head::parse_response(conn.buf(), method, &mut fields)? {
+            if let Some(head) = head::parse_response(conn.buf(), method, &mut fields, &mut interim)?
+            {
                 return Poll::Ready(Ok(head));
             }
             match conn.poll_fill(cx) {

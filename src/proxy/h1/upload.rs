@@ -59,6 +59,11 @@ impl Upload {
         }
     }
 
+    /// Whether a body follows the head.
+    pub fn has_body(&self) -> bool {
+        !self.body_ended
+    }
+
     /// Whether all of it is written.
     pub fn is_done(&self) -> bool {
         self.done
