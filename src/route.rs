@@ -205,6 +205,11 @@ struct Entry<T> {
 #[derive(Debug)]
 pub struct RouteTable<T> {
     by_prefix: HashMap<String, Vec<Entry<T>>, foldhash::fast::RandomState>,
+    /// Bit `n` is set when some prefix is `n` bytes long (`n` < 128): a candidate of another
+    /// length is not looked up.
+    lengths: u128,
+    /// Some prefix is 128 bytes or longer (candidates that long are always looked up).
+    long: bool,
 }
 
 /// What a lookup found.
@@ -222,6 +227,8 @@ impl<T> Default for RouteTable<T> {
     fn default() -> Self {
         Self {
             by_prefix: HashMap::default(),
+            lengths: 0,
+            long: false,
         }
     }
 }
@@ -235,6 +242,10 @@ impl<T> RouteTable<T> {
         methods: Option<Vec<Method>>,
         route: T,
     ) {
+        match prefix.len() {
+            n @ 0..128 => self.lengths |= 1 << n,
+            _ => self.long = true,
+        }
         let list = self.by_prefix.entry(prefix).or_default();
         list.push(Entry {
             host,
@@ -249,13 +260,23 @@ impl<T> RouteTable<T> {
         let mut end = path.len();
         loop {
             let candidate = if end == 0 { "/" } else { &path[..end] };
-            if let Some(found) = self.find_at(candidate, method, host) {
+            if self.may_hold(candidate.len())
+                && let Some(found) = self.find_at(candidate, method, host)
+            {
                 return found;
             }
             if end == 0 {
                 return Found::NotFound;
             }
             end = path[..end].rfind('/').unwrap_or(0);
+        }
+    }
+
+    /// Whether some prefix has this length (no hash lookup for candidates that cannot match).
+    fn may_hold(&self, len: usize) -> bool {
+        match len {
+            0..128 => self.lengths & (1 << len) != 0,
+            _ => self.long,
         }
     }
 
@@ -384,6 +405,24 @@ mod tests {
                 proptest::prop_assert_eq!(a, b);
             }
         }
+    }
+
+    #[test]
+    fn prefixes_of_any_length_are_found() {
+        let mut t = RouteTable::default();
+        let long = format!("/{}", "x".repeat(200));
+        t.insert("/".into(), None, None, 0);
+        t.insert(long.clone(), None, None, 1);
+        t.insert("/a".into(), None, None, 2);
+        let find = |p: &str| match t.find(&Method::GET, None, p) {
+            Found::Route(r) => Some(*r),
+            _ => None,
+        };
+        assert_eq!(find(&format!("{long}/y")), Some(1));
+        assert_eq!(find(&long), Some(1));
+        assert_eq!(find("/b/c"), Some(0));
+        assert_eq!(find("/a/b/c"), Some(2));
+        assert_eq!(find("/"), Some(0));
     }
 
     #[test]
