@@ -12,8 +12,11 @@
 //! [`catch_panic`](super::catch::catch_panic).
 
 use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::Request;
@@ -29,6 +32,7 @@ use super::catch::catch_panic;
 use super::fragment::Fragments;
 use super::h2_flood::FrameScanner;
 use super::io::ConnIo;
+use super::side::Side;
 use crate::gateway::Gateway;
 use crate::log_limit::LogLimit;
 use crate::pipeline::{self, ConnInfo};
@@ -268,24 +272,44 @@ pub async fn serve<S>(
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     // Inline: the connection's type names a closure, so no helper can take it by name.
-    let mut conn = std::pin::pin!(conn);
+    let mut conn = pin!(conn);
     let (mut shutdown, mut shutting_down) = (shutdown, false);
     let mut watch = Watch::new(s.idle_timeout, s.write_timeout, head_timeout);
+    // The side events are polled only when one of them woke the task (see `side`), not at each
+    // of the connection's own wakes; the connection is polled first, as `biased` select did.
+    let side = Side::new();
     loop {
-        let wait = watch.wait(&state);
-        tokio::select! {
-            biased;
-            ended = conn.as_mut() => {
+        let sleep = tokio::time::sleep(watch.wait(&state));
+        let (mut sleep, mut flood) = (pin!(sleep), pin!(state.wake.notified()));
+        let mut stop = pin!(shutdown.wait_for(|stop| *stop));
+        side.arm();
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(ended));
+            }
+            side.poll(cx, |cx| {
+                if !shutting_down && stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Shutdown);
+                }
+                if flood.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Flood);
+                }
+                sleep.as_mut().poll(cx).map(|()| Event::Timer)
+            })
+        })
+        .await;
+        match event {
+            Event::Ended(ended) => {
                 if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            _ = shutdown.wait_for(|stop| *stop), if !shutting_down => {
+            Event::Shutdown => {
                 shutting_down = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = state.wake.notified() => {
+            Event::Flood => {
                 if let Some(suppressed) = FLOOD.admit() {
                     tracing::warn!(%peer, suppressed, "HTTP/2 control-frame flood; GOAWAY and close");
                 }
@@ -293,7 +317,7 @@ pub async fn serve<S>(
                 state.flood.store(2, Ordering::Release);
                 watch.closing.get_or_insert_with(Instant::now);
             }
-            () = tokio::time::sleep(wait) => match watch.tick(&state) {
+            Event::Timer => match watch.tick(&state) {
                 Tick::Nothing => {}
                 Tick::Close => {
                     tracing::debug!(%peer, "client_idle_timeout; closing");
@@ -312,6 +336,18 @@ pub async fn serve<S>(
             },
         }
     }
+}
+
+/// What woke the connection task's loop.
+enum Event<E> {
+    /// The connection ended (with hyper's error, if any).
+    Ended(Result<(), E>),
+    /// The server is shutting down.
+    Shutdown,
+    /// The h2 flood scanner asked for a close.
+    Flood,
+    /// The watch's timer fired.
+    Timer,
 }
 
 /// The connection task's timers: idle close, then the grace before a closing connection drops;

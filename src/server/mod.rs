@@ -18,6 +18,7 @@ pub mod conns;
 pub mod fragment;
 pub mod h2_flood;
 pub mod io;
+pub mod side;
 pub mod tls;
 
 use std::future::Future;
