@@ -268,7 +268,11 @@ impl<T> RouteTable<T> {
             if end == 0 {
                 return Found::NotFound;
             }
-            end = path[..end].rfind('/').unwrap_or(0);
+            // A byte loop: segments are short, and `rfind` set up a char searcher per call.
+            end = path.as_bytes()[..end]
+                .iter()
+                .rposition(|&b| b == b'/')
+                .unwrap_or(0);
         }
     }
 

@@ -59,7 +59,8 @@ pub fn only_chunked(h: &HeaderMap) -> bool {
 /// Runs `write` (the gateway's rate-limit fields) without loosening the upstream's: any
 /// `RateLimit` / `RateLimit-Policy` the response already carries is kept after the gateway's.
 pub fn keep_upstream_rate_limit(h: &mut HeaderMap, write: impl FnOnce(&mut HeaderMap)) {
-    if !h.contains_key(RATELIMIT) && !h.contains_key(RATELIMIT_POLICY) {
+    // One pass over the (few) response fields instead of two hash probes.
+    if !h.keys().any(|k| k == RATELIMIT || k == RATELIMIT_POLICY) {
         return write(h);
     }
     let take = |h: &mut HeaderMap, name| -> Vec<HeaderValue> {
