@@ -13,6 +13,12 @@
 #   SKIP_BUILD=1 GW_BIN=/tmp/old/portcullis UPSTREAM_BIN=.../bench-upstream bench/profile.sh
 #   PEER=haproxy bench/profile.sh      # the same load through HAProxy (ROW=plain|ratelimit: the
 #                                      # yardstick's fe_plain / fe_ratelimit, nbthread 1)
+#   NATIVE=1 ROW=hs256 bench/profile.sh  # no valgrind: the gateway (or HAProxy) runs natively,
+#       pinned with the upstream on CPU 0 and wrk on CPU 1 as in the yardstick, and the script
+#       prints CPU microseconds per request (user + system, from /proc/PID/stat) and, when
+#       `perf` is installed, writes a cpu-clock sampling profile ($OUT/perf.txt): what callgrind
+#       cannot see (kernel time, SHA-NI, cache misses). CONNS defaults to the yardstick's 50.
+#       PERF=0 leaves perf out (its sampling costs the gateway a few per cent).
 #
 # Only the measured load is counted: after a 2 s warm-up the counters are zeroed, and dumped
 # when wrk ends (start-up, config loading and shutdown are left out).
@@ -24,13 +30,16 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 ROW="${ROW:-plain}"
 SECS="${SECS:-20}"
-CONNS="${CONNS:-8}"
+NATIVE="${NATIVE:-0}"
+if [[ "$NATIVE" == "1" ]]; then CONNS="${CONNS:-50}"; else CONNS="${CONNS:-8}"; fi
 UP_PORT="${UP_PORT:-19480}"
 GW_PORT="${GW_PORT:-19500}"
 OUT="${OUT:-/tmp/portcullis-profile-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 
-for tool in valgrind wrk callgrind_annotate callgrind_control; do
+tools=(wrk)
+[[ "$NATIVE" == "1" ]] || tools+=(valgrind callgrind_annotate callgrind_control)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install -y valgrind wrk)" >&2; exit 1; }
 done
 
@@ -122,7 +131,18 @@ auth = "api_key"
 upstream = "up"
 EOF
 
-"${UP_CMD[@]}" 2>"$OUT/upstream.log" &
+# Under valgrind the gateway runs as `valgrind --tool=callgrind ...`; natively it is pinned beside
+# the upstream on CPU 0 (wrk on CPU 1), the yardstick's layout.
+if [[ "$NATIVE" == "1" ]]; then
+  UP_RUN=(taskset -c 0)
+  RUN=(taskset -c 0)
+  LOAD=(taskset -c 1)
+else
+  UP_RUN=()
+  RUN=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out")
+  LOAD=()
+fi
+"${UP_RUN[@]}" "${UP_CMD[@]}" 2>"$OUT/upstream.log" &
 PIDS+=($!)
 if [[ "${PEER:-}" == "haproxy" ]]; then
   # The yardstick's HAProxy plain and rate-limit frontends (../shared/bench/conf/haproxy.cfg).
@@ -153,11 +173,9 @@ frontend fe
 $track
     default_backend be_upstream
 CFG
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-    haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/gateway.log" 2>&1 &
+  "${RUN[@]}" haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/gateway.log" 2>&1 &
 else
-  RUST_LOG="${GW_LOG:-info,access=off}" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-    "$GW_BIN" serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
+  RUST_LOG="${GW_LOG:-info,access=off}" "${RUN[@]}" "$GW_BIN" serve --config "$OUT/gw.toml" >"$OUT/gateway.log" 2>&1 &
 fi
 GW_PID=$!
 PIDS+=("$GW_PID")
@@ -173,10 +191,38 @@ for _ in $(seq 1 120); do
 done
 [[ "$code" == "200" ]] || { echo "profile.sh: $url answered $code (see $OUT/gateway.log)" >&2; exit 1; }
 
+# NATIVE=1: the measured load with the gateway's CPU time (utime + stime, clock ticks) read
+# before and after it, and perf's cpu-clock samples of the gateway while it runs.
+native_load() {
+  local tck t0 t1 reqs perf_pid=""
+  tck=$(getconf CLK_TCK)
+  t0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+  if [[ "${PERF:-1}" == "1" ]] && command -v perf >/dev/null; then
+    perf record -q -e cpu-clock -F 1999 -g -p "$GW_PID" -o "$OUT/perf.data" -- sleep "$SECS" \
+      >"$OUT/perf.log" 2>&1 &
+    perf_pid=$!
+  fi
+  timeout $((SECS + 30)) "${LOAD[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
+  t1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+  reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
+  echo
+  echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "print(round(($t1 - $t0) / $tck * 1e6 / max(1, $reqs), 2))")"
+  if [[ -n "$perf_pid" ]]; then
+    wait "$perf_pid" || true
+    perf report -i "$OUT/perf.data" --no-children --percent-limit 0.5 --stdio -g none \
+      >"$OUT/perf.txt" 2>/dev/null || true
+    echo "cpu-clock profile (self time per symbol, kernel included): $OUT/perf.txt"
+  fi
+}
+
 # Warm up (pooled upstream connections, the verified-token cache, the limiter's windows), then
 # count only the measured load: counters are zeroed before it and dumped right after it, so
 # start-up, config loading and shutdown are not spread over the requests.
-timeout 30 wrk -t1 -c"$CONNS" -d2s "${headers[@]}" "$url" >"$OUT/warmup.txt"
+timeout 30 "${LOAD[@]}" wrk -t1 -c"$CONNS" -d2s "${headers[@]}" "$url" >"$OUT/warmup.txt"
+if [[ "$NATIVE" == "1" ]]; then
+  native_load
+  exit 0
+fi
 callgrind_control -z "$GW_PID" >/dev/null
 timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
 callgrind_control -d "$GW_PID" >/dev/null
