@@ -15,9 +15,10 @@
 #                                      # yardstick's fe_plain / fe_ratelimit, nbthread 1)
 #   NATIVE=1 ROW=hs256 bench/profile.sh  # no valgrind: the gateway (or HAProxy) runs natively,
 #       pinned with the upstream on CPU 0 and wrk on CPU 1 as in the yardstick, and the script
-#       prints CPU microseconds per request (user + system, from /proc/PID/stat) and, when
+#       prints CPU microseconds and context switches per request (user + system from
+#       /proc/PID/stat; switches summed over the process's threads) and, when
 #       `perf` is installed, writes a cpu-clock sampling profile ($OUT/perf.txt): what callgrind
-#       cannot see (kernel time, SHA-NI, cache misses). CONNS defaults to the yardstick's 50.
+#       cannot see (kernel time, SHA-NI, vDSO clock reads). CONNS defaults to the yardstick's 50.
 #       PERF=0 leaves perf out (its sampling costs the gateway a few per cent).
 #
 # Only the measured load is counted: after a 2 s warm-up the counters are zeroed, and dumped
@@ -191,12 +192,20 @@ for _ in $(seq 1 120); do
 done
 [[ "$code" == "200" ]] || { echo "profile.sh: $url answered $code (see $OUT/gateway.log)" >&2; exit 1; }
 
+# Context switches of every thread of the gateway: "voluntary involuntary".
+switches() {
+  cat /proc/"$GW_PID"/task/*/status 2>/dev/null | awk '
+    /^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2}
+    END {print v + 0, n + 0}'
+}
+
 # NATIVE=1: the measured load with the gateway's CPU time (utime + stime, clock ticks) read
 # before and after it, and perf's cpu-clock samples of the gateway while it runs.
 native_load() {
-  local tck t0 t1 reqs perf_pid=""
+  local tck t0 t1 s0 s1 reqs perf_pid=""
   tck=$(getconf CLK_TCK)
   t0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+  s0=$(switches)
   if [[ "${PERF:-1}" == "1" ]] && command -v perf >/dev/null; then
     perf record -q -e cpu-clock -F 1999 -g -p "$GW_PID" -o "$OUT/perf.data" -- sleep "$SECS" \
       >"$OUT/perf.log" 2>&1 &
@@ -204,9 +213,13 @@ native_load() {
   fi
   timeout $((SECS + 30)) "${LOAD[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
   t1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+  s1=$(switches)
   reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
   echo
-  echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "print(round(($t1 - $t0) / $tck * 1e6 / max(1, $reqs), 2))")"
+  echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "print(round(($t1 - $t0) / $tck * 1e6 / max(1, $reqs), 2))")" \
+    "switches_per_request=$(python3 -c "
+v0, n0 = map(int, '$s0'.split()); v1, n1 = map(int, '$s1'.split()); r = max(1, $reqs)
+print(f'{(v1 - v0) / r:.3f} voluntary, {(n1 - n0) / r:.3f} involuntary')")"
   if [[ -n "$perf_pid" ]]; then
     wait "$perf_pid" || true
     perf report -i "$OUT/perf.data" --no-children --percent-limit 0.5 --stdio -g none \
