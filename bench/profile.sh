@@ -11,12 +11,14 @@
 #   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey | hs256
 #   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
 #   SKIP_BUILD=1 GW_BIN=/tmp/old/portcullis UPSTREAM_BIN=.../bench-upstream bench/profile.sh
+#   CACHE_SIM=1 bench/profile.sh       # also valgrind's cache model: L1 / last-level misses per request
 #   PEER=haproxy bench/profile.sh      # the same load through HAProxy (ROW=plain|ratelimit: the
 #                                      # yardstick's fe_plain / fe_ratelimit, nbthread 1)
 #   NATIVE=1 ROW=hs256 bench/profile.sh  # no valgrind: the gateway (or HAProxy) runs natively,
 #       pinned with the upstream on CPU 0 and wrk on CPU 1 as in the yardstick, and the script
-#       prints CPU microseconds and context switches per request (user + system from
-#       /proc/PID/stat; switches summed over the process's threads) and, when
+#       prints CPU microseconds, context switches and TCP segments per request (user + system from
+#       /proc/PID/stat; switches summed over the process's threads; segments from
+#       /proc/net/snmp, every leg of the host) and, when
 #       `perf` is installed, writes a cpu-clock sampling profile ($OUT/perf.txt): what callgrind
 #       cannot see (kernel time, SHA-NI, vDSO clock reads). CONNS defaults to the yardstick's 50.
 #       PERF=0 leaves perf out (its sampling costs the gateway a few per cent).
@@ -141,6 +143,8 @@ if [[ "$NATIVE" == "1" ]]; then
 else
   UP_RUN=()
   RUN=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out")
+  # CACHE_SIM=1: valgrind's cache model too (its L1 and last-level caches, not this VM's).
+  [[ "${CACHE_SIM:-0}" == "1" ]] && RUN+=(--cache-sim=yes)
   LOAD=()
 fi
 "${UP_RUN[@]}" "${UP_CMD[@]}" 2>"$OUT/upstream.log" &
@@ -199,6 +203,15 @@ switches() {
     END {print v + 0, n + 0}'
 }
 
+# TCP segments sent on this host (every socket: client, proxy and upstream legs), and the delayed
+# ACKs among them: "out_segs delayed_acks".
+segments() {
+  awk '/^Tcp:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "OutSegs") c = i; h = 1} else o = $c}
+    END {printf "%d ", o}' /proc/net/snmp
+  awk '/^TcpExt:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "DelayedACKs") c = i; h = 1} else d = $c}
+    END {print d + 0}' /proc/net/netstat
+}
+
 # NATIVE=1: the measured load with the gateway's CPU time (utime + stime, clock ticks) read
 # before and after it, and perf's cpu-clock samples of the gateway while it runs.
 native_load() {
@@ -206,6 +219,7 @@ native_load() {
   tck=$(getconf CLK_TCK)
   t0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
   s0=$(switches)
+  g0=$(segments)
   if [[ "${PERF:-1}" == "1" ]] && command -v perf >/dev/null; then
     perf record -q -e cpu-clock -F 1999 -g -p "$GW_PID" -o "$OUT/perf.data" -- sleep "$SECS" \
       >"$OUT/perf.log" 2>&1 &
@@ -214,12 +228,16 @@ native_load() {
   timeout $((SECS + 30)) "${LOAD[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
   t1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
   s1=$(switches)
+  g1=$(segments)
   reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
   echo
   echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "print(round(($t1 - $t0) / $tck * 1e6 / max(1, $reqs), 2))")" \
     "switches_per_request=$(python3 -c "
 v0, n0 = map(int, '$s0'.split()); v1, n1 = map(int, '$s1'.split()); r = max(1, $reqs)
-print(f'{(v1 - v0) / r:.3f} voluntary, {(n1 - n0) / r:.3f} involuntary')")"
+print(f'{(v1 - v0) / r:.3f} voluntary, {(n1 - n0) / r:.3f} involuntary')")" \
+    "tcp_segments_per_request=$(python3 -c "
+o0, d0 = map(int, '$g0'.split()); o1, d1 = map(int, '$g1'.split()); r = max(1, $reqs)
+print(f'{(o1 - o0) / r:.2f} ({(d1 - d0) / r:.3f} delayed ACKs)')")"
   if [[ -n "$perf_pid" ]]; then
     wait "$perf_pid" || true
     perf report -i "$OUT/perf.data" --no-children --percent-limit 0.5 --stdio -g none \
@@ -252,5 +270,12 @@ callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive.txt" 2>
 total=$(awk '/PROGRAM TOTALS/ && !t {gsub(/,/,"",$1); t=$1} END{print t}' "$OUT/inclusive.txt")
 echo
 echo "row=$ROW requests=$reqs instructions=$total per_request=$(python3 -c "print(round($total / max(1, $reqs)))")"
+if [[ "${CACHE_SIM:-0}" == "1" ]]; then
+  # Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw, per request.
+  awk -v r="$reqs" '/^Events shown:/ {for (i = 3; i <= NF; i++) ev[i - 2] = $i; n = NF - 2}
+    /PROGRAM TOTALS/ && !t {t = 1; k = 0; for (i = 1; i <= NF && k < n; i++) if ($i !~ /^\(/) {
+      gsub(/,/, "", $i); printf "%s=%.0f ", ev[++k], $i / r}; print ""}' \
+    "$OUT/inclusive.txt" | sed 's/^/cache model per request: /'
+fi
 head -80 "$OUT/inclusive.txt" >"$OUT/top.txt"
 echo "top inclusive functions: $OUT/top.txt (per request, per function, several runs side by side: bench/cgfunctions.py)"

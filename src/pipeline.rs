@@ -83,7 +83,7 @@ struct Ctx<'a> {
 /// server stamped (and would answer a panic with).
 pub async fn handle(
     gw: Arc<Gateway>,
-    conn: &ConnInfo,
+    conn: Arc<ConnInfo>,
     req: Request<Incoming>,
     request_id: RequestId,
 ) -> Response<Body> {
@@ -108,7 +108,7 @@ pub async fn handle(
             .trace
             .begin(&req, snap.trusted.contains(conn.peer.ip())),
     };
-    let mut resp = match run(&snap, conn, req, &mut ctx).await {
+    let mut resp = match run(&snap, &conn, req, &mut ctx).await {
         Ok(resp) => resp,
         Err(reject) => reject_response(&reject, &mut ctx),
     };

@@ -7,7 +7,8 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http::{HeaderValue, Response};
 
@@ -15,25 +16,45 @@ use crate::error::{ErrorStyle, Reject, render};
 use crate::proxy::body::{Body, full};
 use crate::request_id::{self, RequestId};
 
+pin_project_lite::pin_project! {
+    /// `handler`, polled inside `catch_unwind`; see [`catch_panic`].
+    ///
+    /// A struct rather than an `async fn`: an `async fn` taking the handler by value holds it
+    /// twice (the argument and the pinned local) and moves it between the two on the first poll,
+    /// several KiB per request for the pipeline's future. This one is polled where it was built.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CatchPanic<F> {
+        #[pin]
+        handler: F,
+        request_id: RequestId,
+    }
+}
+
 /// Runs `handler`; if it panics, logs the panic with `request_id` and answers 500.
-pub async fn catch_panic<F>(handler: F, request_id: RequestId) -> Response<Body>
+pub fn catch_panic<F>(handler: F, request_id: RequestId) -> CatchPanic<F>
 where
     F: Future<Output = Response<Body>>,
 {
-    let mut handler = std::pin::pin!(handler);
-    let caught = std::future::poll_fn(|cx| {
-        match catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(resp)) => Poll::Ready(Ok(resp)),
-            Err(panic) => Poll::Ready(Err(panic)),
+    CatchPanic {
+        handler,
+        request_id,
+    }
+}
+
+impl<F: Future<Output = Response<Body>>> Future for CatchPanic<F> {
+    type Output = Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let mut this = self.project();
+        match catch_unwind(AssertUnwindSafe(|| this.handler.as_mut().poll(cx))) {
+            Ok(polled) => polled,
+            Err(panic) => {
+                tracing::error!(request_id = %this.request_id, panic = panic_text(&*panic),
+                    "request handler panicked; answered 500");
+                Poll::Ready(internal_error(this.request_id))
+            }
         }
-    })
-    .await;
-    caught.unwrap_or_else(|panic| {
-        tracing::error!(request_id = %request_id, panic = panic_text(&*panic),
-            "request handler panicked; answered 500");
-        internal_error(&request_id)
-    })
+    }
 }
 
 fn panic_text(panic: &(dyn Any + Send)) -> &str {

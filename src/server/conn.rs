@@ -13,14 +13,14 @@
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use http::Request;
 use http::header::UPGRADE;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,7 +28,7 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
-use super::catch::catch_panic;
+use super::catch::{CatchPanic, catch_panic};
 use super::fragment::Fragments;
 use super::h2_flood::FrameScanner;
 use super::io::ConnIo;
@@ -36,7 +36,7 @@ use super::side::Side;
 use crate::gateway::Gateway;
 use crate::log_limit::LogLimit;
 use crate::pipeline::{self, ConnInfo};
-use crate::proxy::body::{PollWatch, with_guard};
+use crate::proxy::body::{Body, PollWatch, with_guard};
 use crate::request_check;
 use crate::request_id::RequestId;
 
@@ -259,14 +259,18 @@ pub async fn serve<S>(
             }
             // Boxed: hyper moves the service future into its dispatcher by value, and the
             // pipeline's future is several KiB. Allocated first and written in place, so it is
-            // not built on the stack and copied either (callgrind: two ~5 KiB copies a request).
-            let fut = Box::write(Box::new_uninit(), async move {
-                let handler = pipeline::handle(gw, &info, req, request_id.clone());
-                let resp = catch_panic(handler, request_id).await;
-                // Owed from the start: on h2 without window the body is never polled at all.
-                guard.polled(true);
-                Ok::<_, Infallible>(resp.map(|b| with_guard(b, guard)))
-            });
+            // not built on the stack and copied either; `Answer` and `CatchPanic` are plain
+            // structs, so no `async` layer moves the pipeline's future on its first poll.
+            let fut = Box::write(
+                Box::new_uninit(),
+                Answer {
+                    handler: catch_panic(
+                        pipeline::handle(gw, info, req, request_id.clone()),
+                        request_id,
+                    ),
+                    guard: Some(guard),
+                },
+            );
             Box::into_pin(fut)
         })
     };
@@ -335,6 +339,34 @@ pub async fn serve<S>(
                 }
             },
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One request's answer: the pipeline under the panic catch, then the response body tied
+    /// to the request's in-flight guard.
+    struct Answer<F> {
+        #[pin]
+        handler: CatchPanic<F>,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F: Future<Output = Response<Body>>> Future for Answer<F> {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let resp = ready!(this.handler.poll(cx));
+        Poll::Ready(Ok(match this.guard.take() {
+            Some(guard) => {
+                // Owed from the start: on h2 without window the body is never polled at all.
+                guard.polled(true);
+                resp.map(|b| with_guard(b, guard))
+            }
+            // Polled again after it answered (a caller's bug): nothing left to guard.
+            None => resp,
+        }))
     }
 }
 
