@@ -17,7 +17,9 @@ def load(directory):
     wrk = open(f"{directory}/wrk.txt").read()
     requests = int(re.search(r"(\d+) requests in", wrk).group(1))
     out = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", f"{directory}/callgrind.out"],
+        # Instructions only, also for CACHE_SIM=1 runs (which record more events).
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--show=Ir",
+         f"{directory}/callgrind.out"],
         capture_output=True, text=True, check=True,
     ).stdout
     lines = out.splitlines()
