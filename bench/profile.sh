@@ -215,9 +215,9 @@ segments() {
 # NATIVE=1: the measured load with the gateway's CPU time (utime + stime, clock ticks) read
 # before and after it, and perf's cpu-clock samples of the gateway while it runs.
 native_load() {
-  local tck t0 t1 s0 s1 reqs perf_pid=""
+  local tck u0 k0 u1 k1 s0 s1 g0 g1 reqs perf_pid=""
   tck=$(getconf CLK_TCK)
-  t0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+  read -r u0 k0 < <(awk '{print $14, $15}' "/proc/$GW_PID/stat")
   s0=$(switches)
   g0=$(segments)
   if [[ "${PERF:-1}" == "1" ]] && command -v perf >/dev/null; then
@@ -226,12 +226,14 @@ native_load() {
     perf_pid=$!
   fi
   timeout $((SECS + 30)) "${LOAD[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
-  t1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+  read -r u1 k1 < <(awk '{print $14, $15}' "/proc/$GW_PID/stat")
   s1=$(switches)
   g1=$(segments)
   reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
   echo
-  echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "print(round(($t1 - $t0) / $tck * 1e6 / max(1, $reqs), 2))")" \
+  echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "
+r = max(1, $reqs); f = 1e6 / $tck / r
+print(f'{($u1 - $u0 + $k1 - $k0) * f:.2f} (user {($u1 - $u0) * f:.2f}, system {($k1 - $k0) * f:.2f})')")" \
     "switches_per_request=$(python3 -c "
 v0, n0 = map(int, '$s0'.split()); v1, n1 = map(int, '$s1'.split()); r = max(1, $reqs)
 print(f'{(v1 - v0) / r:.3f} voluntary, {(n1 - n0) / r:.3f} involuntary')")" \
