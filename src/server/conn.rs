@@ -2,7 +2,7 @@
 //!
 //! Before hyper sees the stream, the first bytes are read under `header_read_timeout` to tell
 //! HTTP/1.1 from h2c (a client that sends nothing is closed). Then the connection is served by
-//! hyper-util's auto builder while one task watches it: the server's shutdown signal, an h2
+//! hyper as that version ([`Protocols`]) while one task watches it: the server's shutdown signal, an h2
 //! control-frame flood, and `client_idle_timeout` with no request in flight each start a graceful
 //! close (HTTP/1.1: close when idle; h2: GOAWAY), and a closing connection that is still open
 //! with nothing in flight after `CLOSE_GRACE` is dropped. On HTTP/1.1 the same task bounds each
@@ -23,8 +23,7 @@ use http::header::UPGRADE;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
@@ -32,6 +31,7 @@ use super::catch::{CatchPanic, catch_panic};
 use super::fragment::Fragments;
 use super::h2_flood::FrameScanner;
 use super::io::ConnIo;
+use super::proto::Protocols;
 use super::side::Side;
 use crate::gateway::Gateway;
 use crate::log_limit::LogLimit;
@@ -219,7 +219,7 @@ impl std::fmt::Debug for Busy {
 
 /// Serves one client connection until it closes, is closed, or the server shuts down.
 pub async fn serve<S>(
-    builder: &Builder<TokioExecutor>,
+    protocols: &Protocols,
     mut io: S,
     gw: Arc<Gateway>,
     info: ConnInfo,
@@ -244,7 +244,8 @@ pub async fn serve<S>(
         (prefix[..] == H2_PREFACE[..]).then(|| FrameScanner::new(s.h2_control_frames_per_sec));
     // hyper's own header timer costs a boxed sleep armed and dropped per request; on HTTP/1.1
     // the connection's head clock bounds each head instead (h2 has no per-request head wait).
-    let head_timeout = scanner.is_none().then_some(s.header_read_timeout);
+    let h2 = scanner.is_some();
+    let head_timeout = (!h2).then_some(s.header_read_timeout);
     let io = ConnIo::new(io, prefix, s.write_timeout, scanner, state.clone());
     let svc = {
         let (info, state) = (Arc::new(info), state.clone());
@@ -274,7 +275,7 @@ pub async fn serve<S>(
             Box::into_pin(fut)
         })
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let conn = protocols.serve(TokioIo::new(io), svc, h2);
     // Inline: the connection's type names a closure, so no helper can take it by name.
     let mut conn = pin!(conn);
     let (mut shutdown, mut shutting_down) = (shutdown, false);

@@ -18,6 +18,7 @@ pub mod conns;
 pub mod fragment;
 pub mod h2_flood;
 pub mod io;
+pub mod proto;
 pub mod side;
 pub mod tls;
 
@@ -25,8 +26,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -37,6 +38,7 @@ use crate::log_limit::LogLimit;
 use crate::pipeline::ConnInfo;
 use conn::ConnSettings;
 use conns::Slot;
+use proto::Protocols;
 
 static REFUSED: LogLimit = LogLimit::per_secs(10);
 /// How long tunnels told to close (after the grace period) get to go.
@@ -74,7 +76,7 @@ impl Server {
         let limits = &snap.config.limits;
         // [plain, with RFC 8441]: SETTINGS_ENABLE_CONNECT_PROTOCOL only while a route allows
         // WebSocket (decided per connection, so a reload that adds one takes effect).
-        let builders = [false, true].map(|ws| Arc::new(http_builder(limits, ws)));
+        let builders = [false, true].map(|ws| Arc::new(protocols(limits, ws)));
         let mut backoff = accept::Backoff::default();
         tokio::pin!(shutdown);
         loop {
@@ -113,7 +115,7 @@ impl Server {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        builders: &[Arc<Builder<TokioExecutor>>; 2],
+        builders: &[Arc<Protocols>; 2],
         stopped: &watch::Receiver<bool>,
     ) {
         let snap = self.gw.snapshot();
@@ -143,7 +145,7 @@ impl Server {
         stream: TcpStream,
         peer: SocketAddr,
         slot: Slot,
-        builder: &Arc<Builder<TokioExecutor>>,
+        builder: &Arc<Protocols>,
         stopped: &watch::Receiver<bool>,
         limits: &Limits,
     ) {
@@ -183,22 +185,24 @@ impl Server {
 }
 
 /// HTTP/1.1 + HTTP/2 (prior knowledge or ALPN) with the configured head limits and timeouts.
-fn http_builder(limits: &Limits, websocket: bool) -> Builder<TokioExecutor> {
+fn protocols(limits: &Limits, websocket: bool) -> Protocols {
     // hyper's own cap is the hard stop; heads between the configured limit and it get our 431.
     let hard_cap = (limits.max_header_bytes * 2).max(16 * 1024);
-    let mut b = Builder::new(TokioExecutor::new());
+    let mut h1 = http1::Builder::new();
     // No header timer in hyper: it boxes and arms a sleep for every request. The connection's
     // head clock (`conn::ConnState::head_bytes`) bounds each HTTP/1.1 head instead.
-    b.http1()
-        .timer(TokioTimer::new())
+    h1.timer(TokioTimer::new())
         .header_read_timeout(None)
         .max_buf_size(hard_cap);
-    b.http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(hard_cap as u32)
         .max_concurrent_streams(limits.h2_max_concurrent_streams);
     if websocket {
-        b.http2().enable_connect_protocol();
+        h2.enable_connect_protocol();
     }
-    b
+    Protocols {
+        http1: h1,
+        http2: h2,
+    }
 }
