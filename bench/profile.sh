@@ -8,20 +8,26 @@
 # compare builds (hardware counters are not available on these VMs).
 #
 #   bench/profile.sh                   # plain forward
-#   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey | hs256
+#   ROW=apikey bench/profile.sh        # plain | ratelimit | apikey | hs256 | download
+#   ROW=download CONNS=10 ...          # a 1 MiB response (DOWNLOAD_BYTES) that nginx serves
 #   SKIP_BUILD=1 SECS=20 CONNS=8 OUT=/tmp/prof bench/profile.sh
 #   SKIP_BUILD=1 GW_BIN=/tmp/old/portcullis UPSTREAM_BIN=.../bench-upstream bench/profile.sh
 #   CACHE_SIM=1 bench/profile.sh       # also valgrind's cache model: L1 / last-level misses per request
 #   PEER=haproxy bench/profile.sh      # the same load through HAProxy (ROW=plain|ratelimit: the
 #                                      # yardstick's fe_plain / fe_ratelimit, nbthread 1)
+#   PEER=haproxy SAME_HEADERS=1 ...    # HAProxy adding the headers the gateway adds, too
 #   NATIVE=1 ROW=hs256 bench/profile.sh  # no valgrind: the gateway (or HAProxy) runs natively,
 #       pinned with the upstream on CPU 0 and wrk on CPU 1 as in the yardstick, and the script
 #       prints CPU microseconds, context switches and TCP segments per request (user + system from
-#       /proc/PID/stat; switches summed over the process's threads; segments from
+#       /proc/PID/stat, and the upstream's CPU beside it: it shares CPU 0, so what the proxy
+#       sends it costs the row too; switches summed over the process's threads; segments from
 #       /proc/net/snmp, every leg of the host) and, when
 #       `perf` is installed, writes a cpu-clock sampling profile ($OUT/perf.txt): what callgrind
 #       cannot see (kernel time, SHA-NI, vDSO clock reads). CONNS defaults to the yardstick's 50.
 #       PERF=0 leaves perf out (its sampling costs the gateway a few per cent).
+#       SYSCALLS=1 also counts the proxy's system calls per request (perf tracepoints), and
+#       SCHED=1 records one second of CPU 0's context switches mid-load and prints who ran
+#       there, for how long and whether each run ended preempted or asleep (bench/schedstat.py).
 #
 # Only the measured load is counted: after a 2 s warm-up the counters are zeroed, and dumped
 # when wrk ends (start-up, config loading and shutdown are left out).
@@ -54,7 +60,28 @@ fi
 # The upstream: UPSTREAM_BIN (the yardstick's bench-upstream, run with --addr) when given, else the
 # load bench's built-in upstream (--upstream-only).
 GW_BIN="${GW_BIN:-target/release/portcullis}"
-if [[ -n "${UPSTREAM_BIN:-}" ]]; then
+if [[ "$ROW" == "download" ]]; then
+  # A large response: nginx serves DOWNLOAD_BYTES of random bytes from a file (sendfile), so
+  # the row measures what the proxy spends moving a body, not what the upstream spends making it.
+  command -v nginx >/dev/null || { echo "profile.sh: ROW=download needs nginx (apt-get install -y nginx)" >&2; exit 1; }
+  mkdir -p "$OUT/www/download/api/v1"
+  head -c "${DOWNLOAD_BYTES:-1048576}" /dev/urandom >"$OUT/www/download/api/v1/items"
+  cat >"$OUT/nginx.conf" <<NGX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 100000000;
+  server { listen 127.0.0.1:$UP_PORT; root $OUT/www; }
+}
+NGX
+  UP_CMD=(nginx -e "$OUT/nginx-error.log" -c "$OUT/nginx.conf")
+elif [[ -n "${UPSTREAM_BIN:-}" ]]; then
   UP_CMD=("$UPSTREAM_BIN" --addr "127.0.0.1:$UP_PORT")
 else
   LOAD_BIN=$(ls -t target/release/deps/load-* 2>/dev/null | grep -v '\.d$' | head -1)
@@ -132,6 +159,11 @@ path = "/apikey/"
 class = "limited"
 auth = "api_key"
 upstream = "up"
+
+[[routes]]
+path = "/download/"
+class = "open"
+upstream = "up"
 EOF
 
 # Under valgrind the gateway runs as `valgrind --tool=callgrind ...`; natively it is pinned beside
@@ -148,12 +180,26 @@ else
   LOAD=()
 fi
 "${UP_RUN[@]}" "${UP_CMD[@]}" 2>"$OUT/upstream.log" &
-PIDS+=($!)
+UP_PID=$!
+PIDS+=("$UP_PID")
 if [[ "${PEER:-}" == "haproxy" ]]; then
   # The yardstick's HAProxy plain and rate-limit frontends (../shared/bench/conf/haproxy.cfg).
   track=""
   [[ "$ROW" == "ratelimit" ]] && track="    http-request track-sc0 src table st_perip
     http-request deny deny_status 429 if { sc_http_req_rate(0,st_perip) gt 100000000 }"
+  # SAME_HEADERS=1: HAProxy also writes the headers a portcullis forward adds (X-Forwarded-Proto
+  # and -Host, Via both ways, a request id both ways, a W3C traceparent, Host set to the
+  # upstream), so the upstream parses the same head from both proxies.
+  same=""
+  [[ "${SAME_HEADERS:-0}" == "1" ]] && same="    unique-id-format req_%[uuid,regsub(-,,g)]
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request add-header Via \"1.1 haproxy\"
+    http-request set-header X-Request-Id %[unique-id]
+    http-request set-header traceparent 00-%[uuid,regsub(-,,g)]-%[rand(4294967295),hex]-01
+    http-request set-header Host 127.0.0.1:$UP_PORT
+    http-response add-header Via \"1.1 haproxy\"
+    http-response set-header X-Request-Id %[unique-id]"
   cat >"$OUT/haproxy.cfg" <<CFG
 global
     nbthread 1
@@ -176,6 +222,7 @@ backend st_perip
 frontend fe
     bind 127.0.0.1:$GW_PORT
 $track
+$same
     default_backend be_upstream
 CFG
   "${RUN[@]}" haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/gateway.log" 2>&1 &
@@ -212,12 +259,24 @@ segments() {
     END {print d + 0}' /proc/net/netstat
 }
 
+# The system calls SYSCALLS=1 counts (every one the proxies make on the request path), and the
+# total of all of them.
+syscall_events() {
+  local s out=""
+  for s in read recvfrom recvmsg readv write sendto sendmsg writev epoll_wait epoll_pwait \
+    epoll_ctl futex sched_yield accept4 close setsockopt getsockopt clock_gettime; do
+    out+="syscalls:sys_enter_$s,"
+  done
+  echo "${out}raw_syscalls:sys_enter"
+}
+
 # NATIVE=1: the measured load with the gateway's CPU time (utime + stime, clock ticks) read
 # before and after it, and perf's cpu-clock samples of the gateway while it runs.
 native_load() {
-  local tck u0 k0 u1 k1 s0 s1 g0 g1 reqs perf_pid=""
+  local tck u0 k0 u1 k1 s0 s1 g0 g1 up0 up1 reqs perf_pid="" sys_pid="" sched_pid=""
   tck=$(getconf CLK_TCK)
   read -r u0 k0 < <(awk '{print $14, $15}' "/proc/$GW_PID/stat")
+  up0=$(awk '{print $14 + $15}' "/proc/$UP_PID/stat")
   s0=$(switches)
   g0=$(segments)
   if [[ "${PERF:-1}" == "1" ]] && command -v perf >/dev/null; then
@@ -225,8 +284,20 @@ native_load() {
       >"$OUT/perf.log" 2>&1 &
     perf_pid=$!
   fi
+  if [[ "${SYSCALLS:-0}" == "1" ]]; then
+    perf stat -x, -e "$(syscall_events)" -p "$GW_PID" -o "$OUT/syscalls.csv" -- sleep "$SECS" \
+      >/dev/null 2>&1 &
+    sys_pid=$!
+  fi
+  if [[ "${SCHED:-0}" == "1" ]]; then
+    # One second of CPU 0's scheduler events, from the middle of the load.
+    (sleep $((SECS / 2)) && perf record -q -e sched:sched_switch,sched:sched_wakeup -C 0 \
+      -o "$OUT/perf.sched.data" -- sleep 1 >/dev/null 2>&1) &
+    sched_pid=$!
+  fi
   timeout $((SECS + 30)) "${LOAD[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${headers[@]}" "$url" | tee "$OUT/wrk.txt"
   read -r u1 k1 < <(awk '{print $14, $15}' "/proc/$GW_PID/stat")
+  up1=$(awk '{print $14 + $15}' "/proc/$UP_PID/stat")
   s1=$(switches)
   g1=$(segments)
   reqs=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
@@ -234,12 +305,23 @@ native_load() {
   echo "row=$ROW requests=$reqs cpu_us_per_request=$(python3 -c "
 r = max(1, $reqs); f = 1e6 / $tck / r
 print(f'{($u1 - $u0 + $k1 - $k0) * f:.2f} (user {($u1 - $u0) * f:.2f}, system {($k1 - $k0) * f:.2f})')")" \
+    "upstream_cpu_us_per_request=$(python3 -c "print(f'{($up1 - $up0) * 1e6 / $tck / max(1, $reqs):.2f}')")" \
     "switches_per_request=$(python3 -c "
 v0, n0 = map(int, '$s0'.split()); v1, n1 = map(int, '$s1'.split()); r = max(1, $reqs)
 print(f'{(v1 - v0) / r:.3f} voluntary, {(n1 - n0) / r:.3f} involuntary')")" \
     "tcp_segments_per_request=$(python3 -c "
 o0, d0 = map(int, '$g0'.split()); o1, d1 = map(int, '$g1'.split()); r = max(1, $reqs)
 print(f'{(o1 - o0) / r:.2f} ({(d1 - d0) / r:.3f} delayed ACKs)')")"
+  if [[ -n "$sys_pid" ]]; then
+    wait "$sys_pid" || true
+    echo "system calls per request (perf tracepoints, the proxy's threads):"
+    awk -F, -v r="$reqs" '$1 ~ /^[0-9]+$/ && $1 > 0 {sub(/^syscalls:sys_enter_/, "", $3);
+      printf "  %-22s %.3f\n", $3, $1 / (r > 0 ? r : 1)}' "$OUT/syscalls.csv"
+  fi
+  if [[ -n "$sched_pid" ]]; then
+    wait "$sched_pid" || true
+    perf script -i "$OUT/perf.sched.data" 2>/dev/null | python3 "$HERE/schedstat.py" 0 | tee "$OUT/sched.txt"
+  fi
   if [[ -n "$perf_pid" ]]; then
     wait "$perf_pid" || true
     perf report -i "$OUT/perf.data" --no-children --percent-limit 0.5 --stdio -g none \
