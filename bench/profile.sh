@@ -187,19 +187,10 @@ if [[ "${PEER:-}" == "haproxy" ]]; then
   track=""
   [[ "$ROW" == "ratelimit" ]] && track="    http-request track-sc0 src table st_perip
     http-request deny deny_status 429 if { sc_http_req_rate(0,st_perip) gt 100000000 }"
-  # SAME_HEADERS=1: HAProxy also writes the headers a portcullis forward adds (X-Forwarded-Proto
-  # and -Host, Via both ways, a request id both ways, a W3C traceparent, Host set to the
-  # upstream), so the upstream parses the same head from both proxies.
+  # SAME_HEADERS=1: HAProxy also writes the headers a portcullis forward adds (bench/same-headers.cfg),
+  # so the upstream parses the same head from both proxies.
   same=""
-  [[ "${SAME_HEADERS:-0}" == "1" ]] && same="    unique-id-format req_%[uuid,regsub(-,,g)]
-    http-request set-header X-Forwarded-Proto http
-    http-request set-header X-Forwarded-Host %[req.hdr(host)]
-    http-request add-header Via \"1.1 haproxy\"
-    http-request set-header X-Request-Id %[unique-id]
-    http-request set-header traceparent 00-%[uuid,regsub(-,,g)]-%[rand(4294967295),hex]-01
-    http-request set-header Host 127.0.0.1:$UP_PORT
-    http-response add-header Via \"1.1 haproxy\"
-    http-response set-header X-Request-Id %[unique-id]"
+  [[ "${SAME_HEADERS:-0}" == "1" ]] && same=$(sed "s/@UP@/127.0.0.1:$UP_PORT/" "$HERE/same-headers.cfg")
   cat >"$OUT/haproxy.cfg" <<CFG
 global
     nbthread 1

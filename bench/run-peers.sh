@@ -30,6 +30,10 @@
 #                 copy's peer configs are changed. On a 2-core machine this shows how each
 #                 proxy behaves when it may use both cores against a competing load generator,
 #                 not how it scales (see BENCHMARKS.md).
+#   SAME_HEADERS=1  rows direct, haproxy and gw-plain, with HAProxy's plain frontend (in a copy
+#                 of the yardstick) also writing the headers a portcullis forward adds: Via both
+#                 ways, a request id both ways, X-Forwarded-Proto and -Host, a W3C traceparent,
+#                 Host set to the upstream. The two proxies then send the upstream the same head.
 #   CHART=1       also render $OUT/chart.svg (bench/chart.py) from the run's results.csv
 set -euo pipefail
 
@@ -90,6 +94,25 @@ if [[ "$CORES" == "2" ]]; then
   SHARED="$OUT/yardstick"
   export PIN=0
 fi
+if [[ "${SAME_HEADERS:-0}" == "1" ]]; then
+  # HAProxy's plain frontend also writes what a portcullis forward adds to the request and the
+  # response (in a copy of the yardstick; the shared one is not changed).
+  if [[ "$SHARED" != "$OUT/yardstick" ]]; then
+    mkdir -p "$OUT/yardstick"
+    cp -r "$SHARED/." "$OUT/yardstick/"
+    rm -rf "$OUT/yardstick/results"
+    SHARED="$OUT/yardstick"
+  fi
+  python3 - "$SHARED/conf/haproxy.cfg" "$HERE/same-headers.cfg" <<'PY'
+import sys
+p, rules = sys.argv[1], open(sys.argv[2]).read()
+s = open(p).read()
+anchor = "frontend fe_plain\n    bind 127.0.0.1:@P_PLAIN@\n"
+if anchor not in s:
+    sys.exit("run-peers.sh: SAME_HEADERS=1 could not find fe_plain in " + p)
+open(p, "w").write(s.replace(anchor, anchor + rules, 1))
+PY
+fi
 
 # ---- keys and tokens: what peers.sh's make_keys does (it reuses keys that exist)
 k="$KEYS_DIR"
@@ -137,6 +160,10 @@ PEER_ROWS="direct nginx nginx-limitreq haproxy haproxy-ratelimit haproxy-jwt-hs2
 if [[ "${UNCACHED:-0}" == "1" ]]; then
   GW_ROWS="gw-plain gw-hs256-uncached gw-rs256-uncached gw-es256-uncached"
   PEER_ROWS="direct haproxy haproxy-jwt-hs256 haproxy-jwt-rs256 haproxy-jwt-es256"
+fi
+if [[ "${SAME_HEADERS:-0}" == "1" ]]; then
+  GW_ROWS="gw-plain"
+  PEER_ROWS="direct haproxy"
 fi
 if [[ "${REDIS:-0}" == "1" ]]; then
   GW_ROWS="gw-plain gw-ratelimit-redis"
