@@ -48,8 +48,9 @@ mkdir -p "$OUT"
 
 tools=(wrk)
 [[ "$NATIVE" == "1" ]] || tools+=(valgrind callgrind_annotate callgrind_control)
+[[ "${SYSCALLS:-0}${SCHED:-0}" == "00" ]] || tools+=(perf)
 for tool in "${tools[@]}"; do
-  command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install -y valgrind wrk)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install -y valgrind wrk linux-perf)" >&2; exit 1; }
 done
 
 cd "$ROOT"

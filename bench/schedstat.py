@@ -16,7 +16,7 @@ import collections
 import re
 import sys
 
-cpu = sys.argv[1] if len(sys.argv) > 1 else "0"
+cpu = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 event = re.compile(r"^\s*(.+?)\s+(\d+)\s+\[0*(\d+)\]\s+([\d.]+):\s+sched:(\w+):\s+(.*)$")
 switch = re.compile(r"prev_comm=(.+?) prev_pid=\d+ .*prev_state=(\S+) ==> next_comm=(.+?) next_pid")
 woken = re.compile(r"comm=(.+?) pid=")
@@ -26,7 +26,7 @@ wakeups = collections.Counter()
 current, since, first, last = None, None, None, None
 for line in sys.stdin:
     m = event.match(line)
-    if not m or str(int(m.group(3))) != str(int(cpu)):
+    if not m or int(m.group(3)) != cpu:
         continue
     comm, _, _, t, kind, rest = m.groups()
     t = float(t)
